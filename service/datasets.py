@@ -1,0 +1,216 @@
+"""Uploaded datasets: streamed to disk under a size cap, checked, then stored atomically.
+
+On disk: ``<data_dir>/datasets/<id>/data.zip``; in Redis: the record (classes, counts, ...).
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import os
+import shutil
+import tempfile
+import uuid
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from types import TracebackType
+from typing import Any, BinaryIO
+
+import redis
+from PIL import Image
+
+from service.errors import DatasetNotFound, InvalidDataset, UploadTooLarge
+from service.keys import Keys
+from service.layout import Layout, scan_layout
+from service.schemas import DatasetPublic
+
+CHUNK_BYTES = 1024 * 1024
+# What a broken image can raise from PIL or the zip reader (CRC errors surface as BadZipFile).
+_DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    zipfile.BadZipFile,
+    Image.DecompressionBombError,
+)
+
+
+class UploadSink:
+    """A temporary file that an upload is streamed into, counting bytes and hashing them.
+
+    Past ``max_bytes`` it deletes itself and raises :class:`UploadTooLarge`. Use it as a
+    context manager: leaving the block without :meth:`DatasetStore.commit_upload` taking the
+    file removes it, so nothing is left on disk.
+    """
+
+    def __init__(self, folder: Path, max_bytes: int) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=folder, prefix="upload-", suffix=".part")
+        self.path = Path(name)
+        self._file: BinaryIO | None = os.fdopen(fd, "wb")
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._sha = hashlib.sha256()
+
+    def write(self, chunk: bytes) -> None:
+        """Appends ``chunk``; :class:`UploadTooLarge` (and the file removed) past the cap."""
+        if self._file is None:
+            raise RuntimeError("the upload sink is closed")
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            self.discard()
+            raise UploadTooLarge(f"the upload exceeds the limit of {self.max_bytes} bytes")
+        self._file.write(chunk)
+        self._sha.update(chunk)
+
+    def finish(self) -> str:
+        """Flushes the file to disk; returns the sha256 of what was written."""
+        if self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+        return self._sha.hexdigest()
+
+    def discard(self) -> None:
+        """Closes and removes the temporary file (idempotent)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> UploadSink:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.discard()  # after a commit the file has moved away and this only closes
+
+
+class DatasetStore:
+    """Datasets on disk under ``root`` and their records in Redis.
+
+    Example:
+        >>> store = DatasetStore(r, Keys("atnas"), Path(".atnas/datasets"))  # doctest: +SKIP
+        >>> with open("omniglot.zip", "rb") as f:                             # doctest: +SKIP
+        ...     ds = store.create_from_upload(f, "omniglot.zip", 512 * 2**20)
+    """
+
+    def __init__(self, r: redis.Redis, keys: Keys, root: Path) -> None:
+        self._r = r
+        self._keys = keys
+        self.root = root
+
+    # --- creation -----------------------------------------------------------------------
+    def open_upload(self, max_bytes: int) -> UploadSink:
+        """A sink to stream an upload into (same filesystem as the datasets, for os.replace)."""
+        return UploadSink(self.root / ".incoming", max_bytes)
+
+    def create_from_upload(self, stream: BinaryIO, filename: str, max_bytes: int) -> DatasetPublic:
+        """Reads ``stream`` in chunks into a new dataset; see :meth:`commit_upload`."""
+        with self.open_upload(max_bytes) as sink:
+            while chunk := stream.read(CHUNK_BYTES):
+                sink.write(chunk)
+            return self.commit_upload(sink, filename)
+
+    def commit_upload(self, sink: UploadSink, filename: str) -> DatasetPublic:
+        """Checks the uploaded zip and stores it as a dataset.
+
+        Raises :class:`InvalidDataset` with a reason when the file is not a zip, has no class
+        folder with images, or holds an image that does not decode (naming it).
+        """
+        sha256 = sink.finish()
+        layout = check_zip(sink.path)
+        dataset_id = uuid.uuid4().hex
+        folder = self.root / dataset_id
+        folder.mkdir(parents=True)
+        os.replace(sink.path, folder / "data.zip")
+        _fsync_dir(folder)
+        record = DatasetPublic(
+            id=dataset_id,
+            filename=_clean_filename(filename),
+            size=sink.size,
+            sha256=sha256,
+            kind=layout.kind,
+            classes=layout.classes,
+            counts=layout.counts,
+            groups=layout.groups,
+            query_counts=layout.query_counts,
+            created_at=datetime.now(timezone.utc),
+        )
+        try:
+            with self._r.pipeline(transaction=True) as pipe:
+                pipe.set(self._keys.dataset(dataset_id), record.model_dump_json())
+                pipe.zadd(self._keys.dataset_index(), {dataset_id: record.created_at.timestamp()})
+                pipe.execute()
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return record
+
+    # --- reading and removal ------------------------------------------------------------
+    def get(self, dataset_id: str) -> DatasetPublic:
+        """The dataset's record, or :class:`DatasetNotFound`."""
+        raw = self._r.get(self._keys.dataset(dataset_id))
+        if raw is None:
+            raise DatasetNotFound(f"no dataset with id {dataset_id!r}")
+        return DatasetPublic.model_validate_json(raw)
+
+    def list(self, limit: int = 1000) -> builtins.list[DatasetPublic]:
+        """Datasets, newest first."""
+        ids: Any = self._r.zrevrange(self._keys.dataset_index(), 0, limit - 1)
+        if not ids:
+            return []
+        raws: Any = self._r.mget([self._keys.dataset(i) for i in ids])
+        return [DatasetPublic.model_validate_json(raw) for raw in raws if raw is not None]
+
+    def path(self, dataset_id: str) -> Path:
+        """The dataset's zip on disk (:class:`DatasetNotFound` for an unknown id)."""
+        self.get(dataset_id)
+        return self.root / dataset_id / "data.zip"
+
+    def delete(self, dataset_id: str) -> None:
+        """Removes the record, then the files (:class:`DatasetNotFound` for an unknown id)."""
+        self.get(dataset_id)
+        with self._r.pipeline(transaction=True) as pipe:
+            pipe.delete(self._keys.dataset(dataset_id))
+            pipe.zrem(self._keys.dataset_index(), dataset_id)
+            pipe.execute()
+        shutil.rmtree(self.root / dataset_id, ignore_errors=True)
+
+
+def check_zip(path: Path) -> Layout:
+    """The layout of the zip at ``path``, every image decoded far enough to be verified."""
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
+        raise InvalidDataset("the upload is not a zip archive") from None
+    with zf:
+        layout = scan_layout(zf.namelist())
+        for name in layout.all_members():
+            try:
+                with zf.open(name) as fh, Image.open(fh) as img:
+                    img.verify()
+            except _DECODE_ERRORS as exc:
+                raise InvalidDataset(f"{name}: not a readable image ({exc})") from None
+    return layout
+
+
+def _clean_filename(filename: str) -> str:
+    """The last path component of a client-supplied name, bounded in length."""
+    name = PurePosixPath(filename.replace("\\", "/")).name.strip()
+    return (name or "upload.zip")[:255]
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

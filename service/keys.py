@@ -1,0 +1,68 @@
+"""Every Redis key of atnas, built in this one module.
+
+Example:
+    >>> Keys("atnas").job("j1")
+    'atnas:job:j1'
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+
+class Keys:
+    """Key names under one prefix (``Settings.key_prefix``)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def _k(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    # --- jobs ---------------------------------------------------------------------------
+    def job(self, job_id: str) -> str:
+        """String: the job record as JSON."""
+        return self._k("job", job_id)
+
+    def job_cancel(self, job_id: str) -> str:
+        """String flag: a cancel was requested while the job was running."""
+        return self._k("job", job_id, "cancel")
+
+    def job_seq(self) -> str:
+        """Counter: creation order of jobs (the score of the job indexes)."""
+        return self._k("jobs", "seq")
+
+    def job_index(self, status: str | None = None, kind: str | None = None) -> str:
+        """Sorted set of job ids scored by creation order, optionally per status and/or kind."""
+        return self._k("jobs", "idx", status or "*", kind or "*")
+
+    def idempotency(self, key: str) -> str:
+        """String ``<job_id> <body sha256>``; the client's key is hashed to bound its length."""
+        return self._k("idem", hashlib.sha256(key.encode()).hexdigest())
+
+    # --- queue --------------------------------------------------------------------------
+    def queue_stream(self) -> str:
+        """Stream of job ids waiting for a worker."""
+        return self._k("queue")
+
+    def queue_group(self) -> str:
+        """Consumer group name of the workers on :meth:`queue_stream` (a name, not a key)."""
+        return "workers"
+
+    # --- workers ------------------------------------------------------------------------
+    def workers(self) -> str:
+        """Sorted set of worker ids scored by the time their heartbeat expires."""
+        return self._k("workers")
+
+    # --- datasets -----------------------------------------------------------------------
+    def dataset(self, dataset_id: str) -> str:
+        """String: the dataset record as JSON."""
+        return self._k("dataset", dataset_id)
+
+    def dataset_index(self) -> str:
+        """Sorted set of dataset ids scored by creation time."""
+        return self._k("datasets")
+
+    def all_patterns(self) -> list[str]:
+        """SCAN patterns covering every key under the prefix (tests use it to clean up)."""
+        return [self._k("*")]

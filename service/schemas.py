@@ -1,0 +1,175 @@
+"""Pydantic models at the boundary: job specs, public views of jobs, datasets and artifacts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class JobKind(str, Enum):
+    """What a job does."""
+
+    # Meta-train a supernet and a meta-population over the classes of one or more datasets.
+    meta_train = "meta_train"
+    # Adapt an architecture (and its weights) from a meta-trained supernet to a novel task.
+    search = "search"
+
+
+class JobStatus(str, Enum):
+    """Where a job is in its life; the allowed moves are in ``service.states``."""
+
+    # Accepted and waiting in the queue for a worker.
+    queued = "queued"
+    # A worker has claimed it and is running it.
+    running = "running"
+    # Finished; ``result`` and the artifacts are final.
+    succeeded = "succeeded"
+    # Stopped by an error; ``error`` says why.
+    failed = "failed"
+    # Stopped at a user's request (before or while it ran).
+    cancelled = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """True for statuses a job never leaves."""
+        return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
+
+
+class MetaTrainSpec(BaseModel):
+    """What a ``meta_train`` job trains on and how."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    datasets: list[str] = Field(min_length=1, description="ids of uploaded class-folder datasets")
+    include: list[str] | None = Field(default=None, description="top-level groups to keep")
+    exclude: list[str] | None = Field(default=None, description="top-level groups to drop")
+    way: int = Field(default=5, ge=2, le=100)
+    shot: int = Field(default=1, ge=1, le=50)
+    query: int = Field(default=15, ge=1, le=100)
+    rotations: bool = Field(default=True, description="add 90/180/270° copies as new classes")
+    algorithm: Literal["fomaml", "maml", "reptile"] = "fomaml"
+    preset: Literal["tiny", "default", "paper"] = "default"
+    budget_seconds: float = Field(default=600, ge=1, le=604800)
+    iterations: int | None = Field(default=None, ge=1)
+    seed: int = 0
+    image_size: int = Field(default=28, ge=8, le=224)
+    channels: Literal[1, 3] = 1
+
+
+class SearchSpec(BaseModel):
+    """What a ``search`` job adapts: a supernet (a meta_train job id) to a task dataset."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    supernet: str = Field(min_length=1, description="id of the succeeded meta_train job")
+    dataset: str = Field(min_length=1, description="id of an uploaded task dataset")
+    budget_seconds: float = Field(default=60, ge=1, le=86400)
+    generations: int | None = Field(default=None, ge=1, le=1000)
+    population: int | None = Field(default=None, ge=2, le=256)
+    seed: int = 0
+
+
+JobSpec = MetaTrainSpec | SearchSpec
+
+
+class MetaTrainJobCreate(BaseModel):
+    """Body of ``POST /v1/jobs`` for a meta_train job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal[JobKind.meta_train]
+    spec: MetaTrainSpec
+
+
+class SearchJobCreate(BaseModel):
+    """Body of ``POST /v1/jobs`` for a search job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal[JobKind.search]
+    spec: SearchSpec
+
+
+# The spec is validated against the schema its ``kind`` names.
+JobCreate = Annotated[MetaTrainJobCreate | SearchJobCreate, Field(discriminator="kind")]
+job_create_adapter: TypeAdapter[MetaTrainJobCreate | SearchJobCreate] = TypeAdapter(JobCreate)
+
+
+class Progress(BaseModel):
+    """How far a running job is; the worker replaces it at least once per generation."""
+
+    phase: str = Field(description="e.g. 'loading', 'meta_train', 'search', 'export'")
+    step: int = Field(default=0, ge=0)
+    total: int | None = Field(default=None, ge=0)
+    best_fitness: float | None = None
+    elapsed: float = Field(default=0.0, ge=0, description="seconds since the job started")
+    message: str | None = None
+    extra: dict[str, Any] = Field(default_factory=dict, description="per-kind numbers")
+
+
+class JobPublic(BaseModel):
+    """A job as the API shows it."""
+
+    id: str
+    kind: JobKind
+    status: JobStatus
+    spec: MetaTrainSpec | SearchSpec
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    progress: Progress | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class JobPage(BaseModel):
+    """One page of ``GET /v1/jobs``, newest first; pass ``next_cursor`` to get the next."""
+
+    items: list[JobPublic]
+    next_cursor: str | None = None
+
+
+class DatasetPublic(BaseModel):
+    """An uploaded dataset as the API shows it."""
+
+    id: str
+    filename: str
+    size: int = Field(description="bytes of the zip")
+    sha256: str
+    kind: Literal["classes", "task"]
+    classes: list[str] = Field(description="class names (support classes for a task dataset)")
+    counts: dict[str, int] = Field(description="images per class (support images for a task)")
+    groups: list[str] = Field(description="top-level groups, e.g. Omniglot alphabets")
+    query_counts: dict[str, int] | None = Field(
+        default=None, description="images per query class (task datasets with a query/ folder)"
+    )
+    created_at: datetime
+
+
+class ArtifactInfo(BaseModel):
+    """One file a job produced."""
+
+    name: str
+    size: int
+    sha256: str
+
+
+class SupernetPublic(BaseModel):
+    """A meta-supernet that search jobs can use: a succeeded meta_train job."""
+
+    id: str = Field(description="the meta_train job's id; pass it as SearchSpec.supernet")
+    created_at: datetime
+    way: int
+    shot: int
+    summary: dict[str, Any]
+
+
+class WorkerHealth(BaseModel):
+    """Body of ``GET /readyz``."""
+
+    status: Literal["ready"]
+    redis: bool
+    workers: list[str]

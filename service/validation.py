@@ -1,0 +1,119 @@
+"""Checks of job specs against the data they name, run before anything is queued.
+
+Each failure is an :class:`InvalidSpec` (or :class:`UnknownReference`) whose reason says what to
+change. Pure range checks live on the pydantic models; these need Redis.
+"""
+
+from __future__ import annotations
+
+from service.datasets import DatasetStore
+from service.errors import DatasetNotFound, InvalidSpec, JobNotFound, UnknownReference
+from service.jobs import JobStore
+from service.layout import group_of
+from service.schemas import (
+    DatasetPublic,
+    JobKind,
+    JobSpec,
+    JobStatus,
+    MetaTrainSpec,
+    SearchSpec,
+)
+
+
+def validate_spec(kind: JobKind, spec: JobSpec, jobs: JobStore, datasets: DatasetStore) -> None:
+    """Raises an :class:`InvalidSpec` when ``spec`` cannot run on the data it names."""
+    if kind is JobKind.meta_train and isinstance(spec, MetaTrainSpec):
+        validate_meta_train(spec, datasets)
+    elif kind is JobKind.search and isinstance(spec, SearchSpec):
+        validate_search(spec, jobs, datasets)
+    else:
+        raise InvalidSpec(f"the spec does not match the job kind {kind.value!r}")
+
+
+def validate_meta_train(spec: MetaTrainSpec, datasets: DatasetStore) -> int:
+    """Checks a meta_train spec; returns the number of selected classes (before rotations).
+
+    Every dataset must exist and be a class-folder dataset; include/exclude must name known
+    groups; the selection must hold at least ``way`` classes (rotations count 4x) and every
+    selected class at least ``shot + 1`` images.
+    """
+    if len(set(spec.datasets)) != len(spec.datasets):
+        raise InvalidSpec("spec.datasets lists a dataset more than once")
+    records = [_dataset(datasets, ds_id, "spec.datasets") for ds_id in spec.datasets]
+    for ds in records:
+        if ds.kind != "classes":
+            raise InvalidSpec(
+                f"dataset {ds.id!r} is a task dataset (support/ and query/); meta_train needs "
+                "class-folder datasets"
+            )
+    known = {g for ds in records for g in ds.groups}
+    for label, chosen in (("include", spec.include), ("exclude", spec.exclude)):
+        unknown = sorted(set(chosen or ()) - known)
+        if unknown:
+            raise InvalidSpec(
+                f"spec.{label}: unknown group(s) {unknown}; the datasets' groups are "
+                f"{sorted(known)}"
+            )
+    selected = [
+        (ds, name)
+        for ds in records
+        for name in ds.classes
+        if (spec.include is None or group_of(name) in spec.include)
+        and (spec.exclude is None or group_of(name) not in spec.exclude)
+    ]
+    if not selected:
+        raise InvalidSpec("the include/exclude selection leaves no class")
+    available = len(selected) * (4 if spec.rotations else 1)
+    if spec.way > available:
+        rotated = " (rotations included)" if spec.rotations else ""
+        raise InvalidSpec(
+            f"{spec.way}-way tasks need {spec.way} classes; the selection has "
+            f"{available}{rotated}: lower spec.way or select more classes"
+        )
+    need = spec.shot + 1
+    for ds, name in selected:
+        if ds.counts[name] < need:
+            raise InvalidSpec(
+                f"class {name!r} of dataset {ds.id!r} has {ds.counts[name]} image(s); "
+                f"{spec.shot}-shot tasks need at least {need} per class: lower spec.shot or "
+                "exclude its group"
+            )
+    return len(selected)
+
+
+def validate_search(spec: SearchSpec, jobs: JobStore, datasets: DatasetStore) -> None:
+    """Checks a search spec: a succeeded meta_train supernet and a task dataset of 2+ classes."""
+    try:
+        supernet = jobs.get(spec.supernet)
+    except JobNotFound:
+        raise UnknownReference(
+            f"spec.supernet: no supernet with id {spec.supernet!r} (see GET /v1/supernets)"
+        ) from None
+    if supernet.kind is not JobKind.meta_train:
+        raise InvalidSpec(
+            f"spec.supernet: job {spec.supernet!r} is a {supernet.kind.value} job; a supernet "
+            "is made by a meta_train job"
+        )
+    if supernet.status is not JobStatus.succeeded:
+        raise InvalidSpec(
+            f"spec.supernet: meta_train job {spec.supernet!r} is {supernet.status.value}; only a "
+            "succeeded one can be searched"
+        )
+    ds = _dataset(datasets, spec.dataset, "spec.dataset")
+    if ds.kind != "task":
+        raise InvalidSpec(
+            f"spec.dataset: dataset {ds.id!r} is not a task dataset; a search needs a zip with "
+            "support/<class>/ folders (and optionally query/<class>/)"
+        )
+    if len(ds.classes) < 2:
+        raise InvalidSpec(
+            f"spec.dataset: the task of dataset {ds.id!r} has {len(ds.classes)} class; "
+            "at least 2 are needed"
+        )
+
+
+def _dataset(datasets: DatasetStore, dataset_id: str, field: str) -> DatasetPublic:
+    try:
+        return datasets.get(dataset_id)
+    except DatasetNotFound:
+        raise UnknownReference(f"{field}: no dataset with id {dataset_id!r}") from None
