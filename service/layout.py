@@ -5,7 +5,7 @@ The rules (``atnas.data`` applies the same ones when it reads the images):
 - A *class* is a leaf folder that directly holds image files (``.png``, ``.jpg``, ``.jpeg``,
   any case). ``__MACOSX/``, hidden files and dot-folders are ignored; so is an image at the root.
 - If every image sits under one single top-level folder (like ``images_background/``), that
-  wrapper is stripped: it is not a group.
+  wrapper is stripped: it is not a group. (A lone ``support/`` folder is not a wrapper.)
 - A class's name is its folder path below the (stripped) root, ``/``-separated
   (``Latin/character01``); its *group* is the first component (a root class is its own group).
 - A *task* dataset has top-level folders ``support/`` (required) and optionally ``query/``; its
@@ -91,9 +91,12 @@ def image_members(names: Iterable[str]) -> list[PurePosixPath]:
 
 
 def strip_wrapper(paths: list[PurePosixPath]) -> tuple[str, list[PurePosixPath]]:
-    """Removes one single top-level folder that wraps every image; returns (prefix, paths)."""
+    """Removes one single top-level folder that wraps every image; returns (prefix, paths).
+
+    A lone ``support/`` folder is not a wrapper: it is a task without a ``query/`` folder.
+    """
     tops = {p.parts[0] for p in paths}
-    if len(tops) == 1 and all(len(p.parts) > 2 for p in paths):
+    if len(tops) == 1 and tops != {"support"} and all(len(p.parts) > 2 for p in paths):
         top = next(iter(tops))
         return top + "/", [PurePosixPath(*p.parts[1:]) for p in paths]
     return "", paths

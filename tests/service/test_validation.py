@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from service.datasets import DatasetStore
+from service.errors import InvalidSpec, UnknownReference
+from service.jobs import JobStore
+from service.schemas import DatasetPublic, JobKind, MetaTrainSpec, SearchSpec
+from service.validation import validate_meta_train, validate_search, validate_spec
+from tests.conftest import Zips
+
+
+def _upload(datasets: DatasetStore, data: bytes) -> DatasetPublic:
+    return datasets.create_from_upload(io.BytesIO(data), "x.zip", max_bytes=10**6)
+
+
+@pytest.fixture
+def omni(datasets: DatasetStore, zips: type[Zips]) -> DatasetPublic:
+    # 2 alphabets: Latin with 2 characters of 3 images, Greek with 1 character of 2 images.
+    return _upload(datasets, zips.classes({"Latin/a": 3, "Latin/b": 3, "Greek/c": 2}, "bg/"))
+
+
+@pytest.fixture
+def task(datasets: DatasetStore, zips: type[Zips]) -> DatasetPublic:
+    return _upload(datasets, zips.task({"cat": 1, "dog": 1}, {"cat": 2}))
+
+
+def _meta(ds: DatasetPublic, **kw: object) -> MetaTrainSpec:
+    return MetaTrainSpec.model_validate({"datasets": [ds.id], **kw})
+
+
+def test_meta_train_ok(omni: DatasetPublic, datasets: DatasetStore) -> None:
+    assert validate_meta_train(_meta(omni, way=2, shot=1), datasets) == 3
+    assert validate_meta_train(_meta(omni, way=12, shot=1), datasets) == 3  # 3 x 4 rotations
+    assert validate_meta_train(_meta(omni, way=2, shot=2, include=["Latin"]), datasets) == 2
+    assert validate_meta_train(_meta(omni, way=2, exclude=["Greek"]), datasets) == 2
+
+
+@pytest.mark.parametrize(
+    ("kw", "reason"),
+    [
+        ({"way": 13}, r"13-way tasks need 13 classes; the selection has 12 \(rotations included\)"),
+        ({"way": 4, "rotations": False}, "4-way tasks need 4 classes; the selection has 3:"),
+        ({"way": 9, "include": ["Latin"]}, "the selection has 8"),
+        ({"shot": 2}, r"class 'Greek/c' of dataset '\w+' has 2 image\(s\); 2-shot tasks need at"),
+        ({"include": ["Klingon"]}, r"spec.include: unknown group\(s\) \['Klingon'\]"),
+        ({"exclude": ["Latin", "Greek"]}, "leaves no class"),
+    ],
+)
+def test_meta_train_impossible(
+    omni: DatasetPublic, datasets: DatasetStore, kw: dict[str, object], reason: str
+) -> None:
+    with pytest.raises(InvalidSpec, match=reason):
+        validate_meta_train(_meta(omni, **kw), datasets)
+
+
+def test_meta_train_bad_datasets(
+    omni: DatasetPublic, task: DatasetPublic, datasets: DatasetStore
+) -> None:
+    with pytest.raises(UnknownReference, match="spec.datasets: no dataset with id 'nope'"):
+        validate_meta_train(MetaTrainSpec(datasets=[omni.id, "nope"]), datasets)
+    with pytest.raises(InvalidSpec, match="more than once"):
+        validate_meta_train(MetaTrainSpec(datasets=[omni.id, omni.id]), datasets)
+    with pytest.raises(InvalidSpec, match="is a task dataset"):
+        validate_meta_train(MetaTrainSpec(datasets=[task.id]), datasets)
+
+
+def _supernet(jobs: JobStore, omni: DatasetPublic, succeed: bool = True) -> str:
+    job, _ = jobs.create(JobKind.meta_train, _meta(omni))
+    if succeed:
+        jobs.start(job.id, "w")
+        jobs.succeed(job.id, {})
+    return job.id
+
+
+def test_search_ok(
+    omni: DatasetPublic, task: DatasetPublic, jobs: JobStore, datasets: DatasetStore
+) -> None:
+    spec = SearchSpec(supernet=_supernet(jobs, omni), dataset=task.id)
+    validate_search(spec, jobs, datasets)
+    validate_spec(JobKind.search, spec, jobs, datasets)
+
+
+def test_search_bad_supernet(
+    omni: DatasetPublic, task: DatasetPublic, jobs: JobStore, datasets: DatasetStore
+) -> None:
+    with pytest.raises(UnknownReference, match="no supernet with id 'nope'"):
+        validate_search(SearchSpec(supernet="nope", dataset=task.id), jobs, datasets)
+    queued = _supernet(jobs, omni, succeed=False)
+    with pytest.raises(InvalidSpec, match="is queued; only a succeeded one"):
+        validate_search(SearchSpec(supernet=queued, dataset=task.id), jobs, datasets)
+    net = _supernet(jobs, omni)
+    search, _ = jobs.create(JobKind.search, SearchSpec(supernet=net, dataset=task.id))
+    with pytest.raises(InvalidSpec, match="is a search job"):
+        validate_search(SearchSpec(supernet=search.id, dataset=task.id), jobs, datasets)
+
+
+def test_search_bad_dataset(
+    omni: DatasetPublic, jobs: JobStore, datasets: DatasetStore, zips: type[Zips]
+) -> None:
+    net = _supernet(jobs, omni)
+    with pytest.raises(UnknownReference, match="spec.dataset: no dataset with id 'nope'"):
+        validate_search(SearchSpec(supernet=net, dataset="nope"), jobs, datasets)
+    with pytest.raises(InvalidSpec, match="is not a task dataset"):
+        validate_search(SearchSpec(supernet=net, dataset=omni.id), jobs, datasets)
+    one = _upload(datasets, zips.task({"cat": 3}))
+    with pytest.raises(InvalidSpec, match="has 1 class; at least 2"):
+        validate_search(SearchSpec(supernet=net, dataset=one.id), jobs, datasets)
+
+
+def test_spec_of_wrong_kind(omni: DatasetPublic, jobs: JobStore, datasets: DatasetStore) -> None:
+    with pytest.raises(InvalidSpec, match="does not match the job kind"):
+        validate_spec(JobKind.search, _meta(omni), jobs, datasets)
