@@ -1,0 +1,111 @@
+"""Fitness of an encode on a novel task, computed from the support set alone.
+
+- K >= 2 shots per class: ``folds`` hold-out splits; each holds out one image per class,
+  adapts on the rest and scores the held-out images.
+- 1 shot: adapt on the support images, score on ``views`` augmented copies of them (small
+  random rotations, scalings and shifts).
+
+Every candidate is scored on the same splits and the same augmentations, so fitness values
+are comparable. Query images are never an input here: the search cannot see them.
+The scalar fitness is accuracy minus 0.01 × cross-entropy: the loss term only breaks ties
+between candidates of equal hold-out accuracy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from atnas.errors import DatasetError
+from atnas.learner import InnerConfig, adapt, detached, score
+from atnas.space import Encode
+from atnas.supernet import Supernet, zero_head
+from atnas.tasks import augment
+
+LOSS_WEIGHT = 0.01
+
+
+@dataclass(frozen=True)
+class Fitness:
+    """Hold-out accuracy and loss of a candidate, and their scalar combination."""
+
+    acc: float
+    loss: float
+
+    @property
+    def value(self) -> float:
+        """The scalar that the EA maximises."""
+        return self.acc - LOSS_WEIGHT * self.loss
+
+
+@dataclass(frozen=True)
+class Split:
+    """Adapt on (x, y), then score on (hx, hy)."""
+
+    x: Tensor
+    y: Tensor
+    hx: Tensor
+    hy: Tensor
+
+
+def support_splits(
+    x: Tensor, y: Tensor, n_way: int, folds: int = 2, views: int = 2, seed: int = 0
+) -> list[Split]:
+    """The hold-out splits of a support set (see the module docstring)."""
+    per_class = [torch.nonzero(y == c).flatten() for c in range(n_way)]
+    if any(len(ix) == 0 for ix in per_class):
+        raise DatasetError("every class needs at least one support image")
+    min_shot = min(len(ix) for ix in per_class)
+    if min_shot == 1:
+        gen = torch.Generator().manual_seed(seed)
+        return [Split(x, y, augment(x, gen), y) for _ in range(views)]
+    splits = []
+    for f in range(min(folds, min_shot)):
+        held = torch.stack([ix[f % len(ix)] for ix in per_class])
+        mask = torch.ones(len(y), dtype=torch.bool)
+        mask[held] = False
+        splits.append(Split(x[mask], y[mask], x[held], y[held]))
+    return splits
+
+
+def adapt_encode(
+    supernet: Supernet, encode: Encode, x: Tensor, y: Tensor, n_way: int, inner: InnerConfig
+) -> dict[str, Tensor]:
+    """Inherited weights of ``encode`` plus a zero head, adapted on (x, y); detached."""
+    start = detached({**supernet.weights(encode), **zero_head(encode, n_way, x.device)})
+    fast = adapt(encode, start, x, y, inner)
+    return {k: v.detach() for k, v in fast.items()}
+
+
+def split_fitness(
+    supernet: Supernet, encode: Encode, splits: Sequence[Split], n_way: int, inner: InnerConfig
+) -> Fitness:
+    """Mean hold-out accuracy and loss of ``encode`` over ``splits``."""
+    accs, losses = [], []
+    for s in splits:
+        w = adapt_encode(supernet, encode, s.x, s.y, n_way, inner)
+        acc, loss = score(encode, w, s.hx, s.hy)
+        accs.append(acc)
+        losses.append(loss)
+    return Fitness(sum(accs) / len(accs), sum(losses) / len(losses))
+
+
+Evaluator = Callable[[Sequence[Encode]], list[Fitness]]
+"""Scores a batch of encodes on one task (local, or spread over Ray actors)."""
+
+
+class LocalEvaluator:
+    """Scores encodes one after another in this process."""
+
+    def __init__(
+        self, supernet: Supernet, splits: Sequence[Split], n_way: int, inner: InnerConfig
+    ) -> None:
+        self.supernet, self.splits, self.n_way, self.inner = supernet, splits, n_way, inner
+
+    def __call__(self, encodes: Sequence[Encode]) -> list[Fitness]:
+        return [
+            split_fitness(self.supernet, e, self.splits, self.n_way, self.inner) for e in encodes
+        ]

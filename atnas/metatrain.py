@@ -1,0 +1,368 @@
+"""Meta-training: the supernet's weights by meta-learning, its population by evolution.
+
+Each meta-iteration samples a batch of N-way K-shot tasks; each task is paired with an encode
+drawn from the population (or, with probability ``explore``, a uniformly random one, so that the
+whole supernet keeps learning); the meta-gradients of all tasks update the shared weights. Every
+``ea_every`` iterations the population and its offspring are scored on fresh tasks from held-out
+*fitness* classes (query accuracy after adaptation, all candidates on the same tasks) and the
+fittest survive. With ``fixed_encode`` set there is no evolution: that is the Conv-4 baseline on
+the same code path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from atnas.checkpoint import load_checkpoint, save_checkpoint
+from atnas.errors import CheckpointError, ConfigError
+from atnas.evolution import breed, random_encode, survivors
+from atnas.learner import InnerConfig, adapt, detached, score
+from atnas.meta import MetaAlgorithm, accumulate_meta_grad
+from atnas.space import Encode, SearchSpace
+from atnas.supernet import Supernet, zero_head
+from atnas.tasks import Task, TaskSampler
+
+log = logging.getLogger(__name__)
+CHECKPOINT_KIND = "meta_state"
+
+
+@dataclass(frozen=True)
+class MetaTrainConfig:
+    """Everything that defines a meta-training run (budgets included)."""
+
+    way: int = 5
+    shot: int = 1
+    query: int = 5  # query images per class in meta-training tasks
+    rotations: bool = True  # rotated copies (90/180/270 degrees) as extra classes
+    image_size: int = 28  # side of the square input images, in pixels
+    algorithm: MetaAlgorithm = MetaAlgorithm.FOMAML
+    inner: InnerConfig = InnerConfig()  # noqa: RUF009 (frozen value)
+    meta_lr: float = 1e-3
+    meta_batch: int = 8
+    population: int = 16
+    offspring: int = 8
+    ea_every: int = 50
+    ea_tasks: int = 8
+    explore: float = 0.25
+    fixed_encode: Encode | None = None
+    budget_seconds: float | None = 600.0
+    iterations: int | None = None
+    checkpoint_every: int = 100
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.budget_seconds is None and self.iterations is None:
+            raise ConfigError("set budget_seconds, iterations or both")
+        if self.budget_seconds is not None and self.budget_seconds <= 0:
+            raise ConfigError("budget_seconds must be positive")
+        if self.iterations is not None and self.iterations < 1:
+            raise ConfigError("iterations must be at least 1")
+        if self.meta_batch < 1 or self.population < 1 or self.ea_every < 1 or self.ea_tasks < 1:
+            raise ConfigError("meta_batch, population, ea_every and ea_tasks must be >= 1")
+        if not 0.0 <= self.explore <= 1.0:
+            raise ConfigError("explore must be in [0, 1]")
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (stored in checkpoints and artifacts)."""
+        d = dataclasses.asdict(self)
+        d["algorithm"] = self.algorithm.value
+        d["fixed_encode"] = None if self.fixed_encode is None else self.fixed_encode.to_json()
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> MetaTrainConfig:
+        """Inverse of :meth:`to_json`."""
+        d = dict(d)
+        d["algorithm"] = MetaAlgorithm(d["algorithm"])
+        d["inner"] = InnerConfig(**d["inner"])
+        fixed = d.get("fixed_encode")
+        d["fixed_encode"] = None if fixed is None else Encode.from_json(fixed)
+        return cls(**d)
+
+    def run_identity(self) -> dict[str, Any]:
+        """The fields that must match for a checkpoint to be resumed (budgets may change)."""
+        d = self.to_json()
+        for k in ("budget_seconds", "iterations", "checkpoint_every"):
+            d.pop(k)
+        return d
+
+
+@dataclass
+class Member:
+    """A member of the meta-population; ``fitness`` is None until first scored."""
+
+    encode: Encode
+    fitness: float | None = None
+
+
+@dataclass
+class Progress:
+    """What a progress callback receives after each meta-iteration."""
+
+    iteration: int
+    total: int | None
+    elapsed: float
+    budget_seconds: float | None
+    loss: float
+    acc: float
+    best_fitness: float | None
+    population: list[Member]
+    phase: str = "meta_train"
+
+
+@dataclass
+class MetaState:
+    """The product of meta-training: the meta-supernet and the meta-population."""
+
+    space: SearchSpace
+    config: MetaTrainConfig
+    supernet: Supernet
+    population: list[Member]
+    iteration: int = 0
+    elapsed: float = 0.0
+    curve: list[dict[str, float]] = field(default_factory=list)
+    ea_history: list[dict[str, Any]] = field(default_factory=list)
+
+    def ranked(self) -> list[Member]:
+        """Population members, fittest first (unscored last)."""
+        return sorted(self.population, key=lambda m: -1.0 if m.fitness is None else -m.fitness)
+
+    def best_encode(self) -> Encode:
+        """The fittest encode of the meta-population (the fixed encode for a baseline)."""
+        return self.ranked()[0].encode
+
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> None:
+        """Writes this state (and ``extra`` training state) atomically to ``path``."""
+        save_checkpoint(
+            path,
+            CHECKPOINT_KIND,
+            {
+                "space": self.space.to_json(),
+                "config": self.config.to_json(),
+                "supernet": self.supernet.state_dict(),
+                "population": [
+                    {"encode": m.encode.to_json(), "fitness": m.fitness} for m in self.population
+                ],
+                "iteration": self.iteration,
+                "elapsed": self.elapsed,
+                "curve": self.curve,
+                "ea_history": self.ea_history,
+                "extra": extra or {},
+            },
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> tuple[MetaState, dict[str, Any]]:
+        """Reads a state written by :meth:`save`; returns it and its ``extra`` dict."""
+        data = load_checkpoint(path, CHECKPOINT_KIND)
+        try:
+            space = SearchSpace.from_json(data["space"])
+            config = MetaTrainConfig.from_json(data["config"])
+            net = Supernet(space)
+            net.load_state_dict(data["supernet"])
+            population = [
+                Member(Encode.from_json(m["encode"]), m["fitness"]) for m in data["population"]
+            ]
+        except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: inconsistent meta-state ({exc})") from None
+        state = cls(
+            space,
+            config,
+            net,
+            population,
+            int(data["iteration"]),
+            float(data["elapsed"]),
+            list(data["curve"]),
+            list(data["ea_history"]),
+        )
+        return state, dict(data["extra"])
+
+
+def task_accuracy(
+    supernet: Supernet, encode: Encode, task: Task, inner: InnerConfig
+) -> tuple[float, float]:
+    """(query accuracy, query loss) of ``encode`` after adapting on the task's support set."""
+    start = detached(
+        {**supernet.weights(encode), **zero_head(encode, task.way, task.support_x.device)}
+    )
+    fast = adapt(encode, start, task.support_x, task.support_y, inner)
+    return score(encode, fast, task.query_x, task.query_y)
+
+
+class MetaTrainer:
+    """Runs (and resumes) meta-training within its budget, reporting progress."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        config: MetaTrainConfig,
+        train: TaskSampler,
+        fitness: TaskSampler | None,
+        device: torch.device | None = None,
+    ) -> None:
+        if config.fixed_encode is None and fitness is None:
+            raise ConfigError("evolution needs a fitness task sampler (held-out classes)")
+        if config.fixed_encode is not None:
+            space.validate(config.fixed_encode)
+        self.device = device or torch.device("cpu")
+        self.train, self.fitness = train, fitness
+        self.rng = np.random.default_rng(config.seed)
+        net = Supernet(space, seed=config.seed).to(self.device)
+        if config.fixed_encode is not None:
+            population = [Member(config.fixed_encode)]
+        else:
+            population = []
+            while len(population) < config.population:
+                enc = random_encode(space, self.rng)
+                if all(m.encode != enc for m in population):
+                    population.append(Member(enc))
+        self.state = MetaState(space, config, net, population)
+        self.optimizer = torch.optim.Adam(net.parameters(), lr=config.meta_lr)
+
+    @property
+    def config(self) -> MetaTrainConfig:
+        """The run's configuration."""
+        return self.state.config
+
+    def save(self, path: str | Path) -> None:
+        """Checkpoints the run: state, optimiser and random generator (resumable)."""
+        self.state.save(
+            path,
+            extra={
+                "optimizer": self.optimizer.state_dict(),
+                "rng": self.rng.bit_generator.state,
+            },
+        )
+
+    @classmethod
+    def resume(
+        cls,
+        path: str | Path,
+        config: MetaTrainConfig,
+        train: TaskSampler,
+        fitness: TaskSampler | None,
+        device: torch.device | None = None,
+    ) -> MetaTrainer:
+        """Continues the run saved at ``path``; ``config`` may only change the budgets."""
+        state, extra = MetaState.load(path)
+        if state.config.run_identity() != config.run_identity():
+            raise CheckpointError(
+                f"{path}: the checkpoint belongs to a run with other settings; "
+                "only budget_seconds, iterations and checkpoint_every may change on resume"
+            )
+        trainer = cls(state.space, config, train, fitness, device)
+        state.config = config
+        state.supernet.to(trainer.device)
+        trainer.state = state
+        trainer.optimizer = torch.optim.Adam(state.supernet.parameters(), lr=config.meta_lr)
+        trainer.optimizer.load_state_dict(extra["optimizer"])
+        trainer.rng.bit_generator.state = extra["rng"]
+        return trainer
+
+    def _done(self, started: float, elapsed0: float) -> bool:
+        cfg, st = self.config, self.state
+        if cfg.iterations is not None and st.iteration >= cfg.iterations:
+            return True
+        return (
+            cfg.budget_seconds is not None
+            and elapsed0 + time.perf_counter() - started >= cfg.budget_seconds
+        )
+
+    def _pick_encode(self) -> Encode:
+        cfg, st = self.config, self.state
+        if cfg.fixed_encode is None and self.rng.random() < cfg.explore:
+            return random_encode(st.space, self.rng)
+        return st.population[int(self.rng.integers(len(st.population)))].encode
+
+    def meta_step(self) -> tuple[float, float]:
+        """One meta-iteration over a batch of tasks; returns mean query (loss, accuracy)."""
+        cfg = self.config
+        self.optimizer.zero_grad(set_to_none=True)
+        losses, accs = [], []
+        for _ in range(cfg.meta_batch):
+            encode = self._pick_encode()
+            task = self.train.sample(self.rng).to(self.device)
+            out = accumulate_meta_grad(
+                self.state.supernet, encode, task, cfg.inner, cfg.algorithm, 1.0 / cfg.meta_batch
+            )
+            losses.append(out.loss)
+            accs.append(out.acc)
+        self.optimizer.step()
+        return float(np.mean(losses)), float(np.mean(accs))
+
+    def evolve(self) -> None:
+        """One EA round: score population + offspring on the same fresh tasks; keep the best."""
+        cfg, st = self.config, self.state
+        assert self.fitness is not None
+        parents = [m.encode for m in st.population]
+        known = [m.fitness if m.fitness is not None else 0.0 for m in st.population]
+        children = breed(st.space, parents, known, cfg.offspring, self.rng)
+        tasks = [self.fitness.sample(self.rng).to(self.device) for _ in range(cfg.ea_tasks)]
+        scored = []
+        for enc in parents + children:
+            accs = [task_accuracy(st.supernet, enc, t, cfg.inner)[0] for t in tasks]
+            scored.append((enc, float(np.mean(accs))))
+        st.population = [Member(e, f) for e, f in survivors(scored, cfg.population)]
+        st.ea_history.append(
+            {
+                "iteration": st.iteration,
+                "best": st.population[0].fitness,
+                "mean": float(np.mean([m.fitness for m in st.population])),
+                "best_encode": st.population[0].encode.key(),
+            }
+        )
+
+    def run(
+        self,
+        on_progress: Callable[[Progress], None] | None = None,
+        checkpoint_path: str | Path | None = None,
+    ) -> MetaState:
+        """Trains until the budget is spent; checkpoints every ``checkpoint_every`` iterations.
+
+        ``on_progress`` is called after every iteration; raising :class:`atnas.errors.Cancelled`
+        from it stops the run (after a final checkpoint).
+        """
+        cfg, st = self.config, self.state
+        started, elapsed0 = time.perf_counter(), st.elapsed
+        try:
+            while not self._done(started, elapsed0):
+                loss, acc = self.meta_step()
+                st.iteration += 1
+                if cfg.fixed_encode is None and st.iteration % cfg.ea_every == 0:
+                    self.evolve()
+                st.elapsed = elapsed0 + time.perf_counter() - started
+                st.curve.append(
+                    {"iteration": st.iteration, "elapsed": st.elapsed, "loss": loss, "acc": acc}
+                )
+                if checkpoint_path is not None and st.iteration % cfg.checkpoint_every == 0:
+                    self.save(checkpoint_path)
+                if on_progress is not None:
+                    best = st.ranked()[0].fitness
+                    on_progress(
+                        Progress(
+                            st.iteration,
+                            cfg.iterations,
+                            st.elapsed,
+                            cfg.budget_seconds,
+                            loss,
+                            acc,
+                            best,
+                            list(st.population),
+                        )
+                    )
+        finally:
+            st.elapsed = elapsed0 + time.perf_counter() - started
+            if checkpoint_path is not None:
+                self.save(checkpoint_path)
+        if cfg.fixed_encode is None and all(m.fitness is None for m in st.population):
+            self.evolve()  # a run too short for one EA round still ranks its population
+        return st

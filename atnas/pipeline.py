@@ -1,0 +1,198 @@
+"""One-call entry points that the CLI and the service's workers share.
+
+>>> from atnas import pipeline                                       # doctest: +SKIP
+>>> images = pipeline.load_meta_images(["omniglot.zip"], exclude=["Korean"])
+>>> state = pipeline.meta_train(images, "default", budget_seconds=60)
+>>> task = load_task("my_task.zip")
+>>> outcome = pipeline.search_task(state, task)
+>>> pipeline.export_outcome("out/", state, task, outcome, image_size=28)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from atnas.data import ImageConfig, ImageSet, TaskData, load_images
+from atnas.errors import ConfigError, DatasetError
+from atnas.fitness import Evaluator
+from atnas.metatrain import MetaState, MetaTrainConfig, MetaTrainer, Progress
+from atnas.presets import get_preset
+from atnas.search import Generation, SearchConfig, SearchResult, query_accuracy, search
+from atnas.tasks import TaskSampler, to_float
+
+
+def default_device() -> torch.device:
+    """CUDA when present, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_meta_images(
+    paths: Sequence[str | Path],
+    image: ImageConfig = ImageConfig(),  # noqa: B008 (frozen value)
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+) -> ImageSet:
+    """Reads and concatenates class-folder datasets, keeping the selected groups.
+
+    Groups named in ``include``/``exclude`` must exist in at least one dataset.
+    """
+    if not paths:
+        raise DatasetError("give at least one dataset")
+    sets = [load_images(p, image) for p in paths]
+    merged = concat(sets) if len(sets) > 1 else sets[0]
+    return merged.select(include, exclude)
+
+
+def concat(sets: Sequence[ImageSet]) -> ImageSet:
+    """Classes of several image sets in one; clashing class names get a ``dN:`` prefix."""
+    names: list[str] = []
+    groups: list[str] = []
+    index: list[np.ndarray] = []
+    offset = 0
+    clash = len({n for s in sets for n in s.names}) < sum(s.num_classes for s in sets)
+    for d, s in enumerate(sets):
+        prefix = f"d{d}:" if clash else ""
+        names += [prefix + n for n in s.names]
+        groups += list(s.groups)
+        index += [ix + offset for ix in s.class_index]
+        offset += len(s.images)
+    return ImageSet(names, groups, np.concatenate([s.images for s in sets]), index)
+
+
+def meta_train(
+    images: ImageSet,
+    preset: str = "default",
+    *,
+    config: MetaTrainConfig | None = None,
+    checkpoint_path: str | Path | None = None,
+    resume: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+    device: torch.device | None = None,
+    **overrides: Any,
+) -> MetaState:
+    """Meta-trains a supernet and its population on ``images``.
+
+    ``overrides`` replace fields of the preset's :class:`MetaTrainConfig` (e.g. ``way=5,
+    budget_seconds=60``). With ``resume`` and an existing ``checkpoint_path`` the saved run
+    continues. A share of the classes (the preset's ``fitness_fraction``) is held out to score
+    the population; none of them is used for weight updates.
+    """
+    p = get_preset(preset, channels=int(images.images.shape[1]))
+    try:
+        cfg = config or dataclasses.replace(p.meta, **overrides)
+    except TypeError as exc:
+        raise ConfigError(f"unknown meta-training setting: {exc}") from None
+    if images.images.shape[-1] != cfg.image_size:
+        raise ConfigError(
+            f"images are {images.images.shape[-1]} px but the run expects {cfg.image_size} px"
+        )
+    train_images, fitness_images = images, None
+    if cfg.fixed_encode is None:
+        train_images, fitness_images = images.split(p.fitness_fraction, cfg.seed)
+    train = TaskSampler(train_images, cfg.way, cfg.shot, cfg.query, cfg.rotations)
+    fitness = None
+    if fitness_images is not None:
+        fitness = TaskSampler(fitness_images, cfg.way, cfg.shot, cfg.query, cfg.rotations)
+    device = device or default_device()
+    if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
+        trainer = MetaTrainer.resume(checkpoint_path, cfg, train, fitness, device)
+    else:
+        trainer = MetaTrainer(p.space, cfg, train, fitness, device)
+    return trainer.run(on_progress, checkpoint_path)
+
+
+@dataclass
+class TaskOutcome:
+    """A searched and adapted model for one task, with its report."""
+
+    result: SearchResult
+    classes: list[str]
+    query_acc: float | None
+    metrics: dict[str, Any]
+
+
+def task_tensors(task: TaskData) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Support images (float, [0, 1]), labels and the number of classes of a task."""
+    s = task.support
+    x = to_float(s.images)
+    y = torch.zeros(len(s.images), dtype=torch.long)
+    for label, rows in enumerate(s.class_index):
+        y[torch.from_numpy(rows)] = label
+    return x, y, s.num_classes
+
+
+def search_task(
+    state: MetaState,
+    task: TaskData,
+    config: SearchConfig | None = None,
+    *,
+    evaluator: Evaluator | None = None,
+    on_generation: Callable[[Generation], None] | None = None,
+    device: torch.device | None = None,
+) -> TaskOutcome:
+    """Searches an architecture for ``task`` from its support set, adapts it, reports.
+
+    Query images, when the task has them, are used after the search for the report only.
+    """
+    cfg = config or SearchConfig()
+    device = device or default_device()
+    state.supernet.to(device)
+    x, y, n_way = task_tensors(task)
+    t0 = time.perf_counter()
+    result = search(
+        state.supernet,
+        [m.encode for m in state.ranked()],
+        x.to(device),
+        y.to(device),
+        n_way,
+        cfg,
+        evaluator=evaluator,
+        on_generation=on_generation,
+    )
+    total = time.perf_counter() - t0
+    query_acc = None
+    if task.query is not None and len(task.query.images):
+        qx = to_float(task.query.images).to(device)
+        qy = torch.zeros(len(task.query.images), dtype=torch.long)
+        for label, rows in enumerate(task.query.class_index):
+            qy[torch.from_numpy(rows)] = label
+        query_acc = query_accuracy(result, qx, qy.to(device))
+    metrics = {
+        **result.metrics(),
+        "query_acc": query_acc,
+        "query_images": 0 if task.query is None else len(task.query.images),
+        "support_images": len(task.support.images),
+        "classes": task.support.names,
+        "total_seconds": total,
+        "device": str(device),
+        "search_config": cfg.to_json(),
+    }
+    return TaskOutcome(result, task.support.names, query_acc, metrics)
+
+
+def task_image_config(state: MetaState) -> ImageConfig:
+    """How a task's images must be decoded to fit the meta-supernet."""
+    return ImageConfig(state.config.image_size, state.space.in_channels)
+
+
+def export_outcome(out_dir: str | Path, state: MetaState, outcome: TaskOutcome) -> dict[str, Path]:
+    """Writes model.ts, model.json, arch.json and metrics.json for a searched task."""
+    from atnas.export import export_model
+
+    return export_model(
+        out_dir,
+        state.space,
+        outcome.result.encode,
+        outcome.result.weights,
+        outcome.classes,
+        state.config.image_size,
+        outcome.metrics,
+    )

@@ -1,0 +1,79 @@
+"""Named presets: a search space, a meta-training config and a search config that fit together.
+
+- ``tiny``: seconds on a laptop CPU; for tests and smoke runs.
+- ``default``: minutes on 2 CPU cores; what the benchmarks measure.
+- ``paper``: a larger space and budget in the spirit of the paper, meant for a GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from atnas.errors import ConfigError
+from atnas.learner import InnerConfig
+from atnas.metatrain import MetaTrainConfig
+from atnas.search import SearchConfig
+from atnas.space import DEFAULT_OPS, SearchSpace
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named bundle of space, meta-training and search settings."""
+
+    name: str
+    space: SearchSpace
+    meta: MetaTrainConfig
+    search: SearchConfig
+    fitness_fraction: float = 0.1  # share of meta-training classes held out for EA fitness
+
+
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset(
+        "tiny",
+        SearchSpace(num_layers=4, widths=(16, 32)),
+        MetaTrainConfig(
+            meta_batch=4,
+            population=6,
+            offspring=4,
+            ea_every=10,
+            ea_tasks=2,
+            budget_seconds=30.0,
+            checkpoint_every=20,
+        ),
+        SearchConfig(population=4, generations=2, seed_top=2),
+    ),
+    "default": Preset(
+        "default",
+        SearchSpace(),
+        MetaTrainConfig(),
+        SearchConfig(),
+    ),
+    "paper": Preset(
+        "paper",
+        SearchSpace(num_layers=5, ops=DEFAULT_OPS, widths=(32, 64, 96, 128)),
+        MetaTrainConfig(
+            meta_batch=32,
+            population=32,
+            offspring=16,
+            ea_every=200,
+            ea_tasks=32,
+            query=15,
+            inner=InnerConfig(steps=5, lr=0.1),
+            budget_seconds=8 * 3600.0,
+            checkpoint_every=500,
+        ),
+        SearchConfig(population=16, generations=10, seed_top=8, folds=3, views=4),
+        fitness_fraction=0.1,
+    ),
+}
+
+
+def get_preset(name: str, channels: int = 1) -> Preset:
+    """The preset called ``name`` for images of ``channels`` channels."""
+    try:
+        preset = PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}") from None
+    if channels != preset.space.in_channels:
+        preset = replace(preset, space=replace(preset.space, in_channels=channels))
+    return preset

@@ -1,0 +1,108 @@
+"""The weight-sharing supernet and the pure functional forward of any subnet in it.
+
+Every layer stores every candidate op at the widest width; a subnet is an :class:`Encode` plus
+slices of those tensors. The encode is always an argument (``supernet(x, encode)``), never
+module state, so one supernet can serve many encodes at once.
+
+Layer ``i`` computes ``op_i -> group norm (no running statistics) -> ReLU -> 2x2 max-pool``;
+then global average pooling and a linear head over the task's classes. The head is not part of
+the supernet: each task starts from a zero head of its own size (any N-way works, and the
+prediction is invariant to the order of classes).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from atnas.ops import OPS
+from atnas.space import Encode, SearchSpace
+
+NORM_GROUPS = 8
+
+
+def _pkey(layer: int, op: str, name: str) -> str:
+    return f"l{layer}__{op}__{name}"
+
+
+def norm_groups(width: int) -> int:
+    """Group count of the group norm after a layer of ``width`` channels."""
+    return math.gcd(width, NORM_GROUPS)
+
+
+class Supernet(nn.Module):
+    """All candidate ops of every layer at full width, plus per-op norm affine parameters."""
+
+    def __init__(self, space: SearchSpace, seed: int = 0) -> None:
+        super().__init__()
+        self.space = space
+        self.weights_ = nn.ParameterDict()
+        gen = torch.Generator().manual_seed(seed)
+        cmax = space.max_width
+        for i in range(space.num_layers):
+            cin = space.in_channels if i == 0 else cmax
+            for op_name in space.ops:
+                op = OPS[op_name]
+                for pname in op.params:
+                    shape = op.concrete_shape(pname, cin, cmax)
+                    t = torch.empty(shape)
+                    if t.dim() == 1:
+                        t.zero_()
+                    else:
+                        fan_in = math.prod(shape[1:])
+                        t.normal_(0.0, math.sqrt(2.0 / fan_in), generator=gen)
+                    self.weights_[_pkey(i, op_name, pname)] = nn.Parameter(t)
+                self.weights_[_pkey(i, op_name, "gn_w")] = nn.Parameter(torch.ones(cmax))
+                self.weights_[_pkey(i, op_name, "gn_b")] = nn.Parameter(torch.zeros(cmax))
+
+    def weights(self, encode: Encode) -> dict[str, Tensor]:
+        """Views of the supernet tensors that make up ``encode``'s body (gradients flow back).
+
+        Keys are ``l{i}.{param}``; the op is implied by the encode.
+        """
+        out: dict[str, Tensor] = {}
+        cin = self.space.in_channels
+        for i, c in enumerate(encode.layers):
+            op = OPS[c.op]
+            for pname in op.params:
+                out[f"l{i}.{pname}"] = op.slice(
+                    pname, self.weights_[_pkey(i, c.op, pname)], cin, c.width
+                )
+            out[f"l{i}.gn_w"] = self.weights_[_pkey(i, c.op, "gn_w")][: c.width]
+            out[f"l{i}.gn_b"] = self.weights_[_pkey(i, c.op, "gn_b")][: c.width]
+            cin = c.width
+        return out
+
+    def forward(self, x: Tensor, encode: Encode) -> Tensor:
+        """Features of ``encode`` for a batch ``x`` (B, C, H, W) -> (B, width of last layer)."""
+        return features(x, encode, self.weights(encode))
+
+
+def features(x: Tensor, encode: Encode, weights: dict[str, Tensor]) -> Tensor:
+    """The body of a subnet as a pure function. (B, C, H, W) -> (B, C_last)."""
+    cin = x.shape[1]
+    for i, c in enumerate(encode.layers):
+        op = OPS[c.op]
+        p = {pname: weights[f"l{i}.{pname}"] for pname in op.params}
+        x = op.forward(x, p, cin, c.width)  # (B, width, H, W)
+        x = F.group_norm(x, norm_groups(c.width), weights[f"l{i}.gn_w"], weights[f"l{i}.gn_b"])
+        x = F.max_pool2d(F.relu(x), 2, ceil_mode=True)  # (B, width, ceil(H/2), ceil(W/2))
+        cin = c.width
+    return x.mean(dim=(2, 3))
+
+
+def logits(x: Tensor, encode: Encode, weights: dict[str, Tensor]) -> Tensor:
+    """Class scores of a subnet with its task head. (B, C, H, W) -> (B, N)."""
+    return F.linear(features(x, encode, weights), weights["head.w"], weights["head.b"])
+
+
+def zero_head(encode: Encode, n_way: int, device: torch.device | None = None) -> dict[str, Tensor]:
+    """A fresh all-zero linear head for an ``n_way`` task on ``encode``'s features."""
+    width = encode.layers[-1].width
+    return {
+        "head.w": torch.zeros(n_way, width, device=device),
+        "head.b": torch.zeros(n_way, device=device),
+    }
