@@ -61,3 +61,7 @@ class InvalidArtifactName(InvalidInput):
 
 class UploadTooLarge(ServiceError):
     """An upload exceeds the configured size cap (HTTP 413)."""
+
+
+class Unavailable(ServiceError):
+    """A dependency (Redis, the workers) is down; retry later (HTTP 503)."""

@@ -83,12 +83,18 @@ class JobStore:
 
     # --- creation -----------------------------------------------------------------------
     def create(
-        self, kind: JobKind, spec: JobSpec, idempotency_key: str | None = None
+        self,
+        kind: JobKind,
+        spec: JobSpec,
+        idempotency_key: str | None = None,
+        check: Callable[[], None] | None = None,
     ) -> tuple[JobRecord, bool]:
         """Stores a queued job and enqueues it; returns ``(job, created)``.
 
         With an ``idempotency_key`` seen before (within the TTL) and the same body, the first
         job comes back with ``created=False``; with a different body, :class:`IdempotencyMismatch`.
+        ``check`` (e.g. spec validation against the data) runs only when a new job is about to
+        be made, so a replay returns the first job even if the data changed since.
         """
         if not isinstance(spec, _SPEC_OF_KIND[kind]):
             raise InvalidInput(f"a {kind.value} job needs a {_SPEC_OF_KIND[kind].__name__}")
@@ -97,6 +103,12 @@ class JobStore:
         )
         fingerprint = hashlib.sha256(body.encode()).hexdigest()
         job_id = uuid.uuid4().hex
+        if idempotency_key is not None:
+            replay = self._replay(idempotency_key, fingerprint)
+            if replay is not None:
+                return replay, False
+        if check is not None:
+            check()
         if idempotency_key is not None:
             existing = self._claim_idempotency_key(idempotency_key, job_id, fingerprint)
             if existing is not None:
@@ -114,17 +126,25 @@ class JobStore:
             pipe.execute()
         return record, True
 
-    def _claim_idempotency_key(self, key: str, job_id: str, fingerprint: str) -> JobRecord | None:
-        """SET NX the key to ``job_id``; returns the earlier job when the key was already used."""
+    def _replay(self, key: str, fingerprint: str) -> JobRecord | None:
+        """The job an earlier request made with this key, or None when the key is new."""
         if not 1 <= len(key) <= 255:
             raise InvalidInput("Idempotency-Key must be 1 to 255 characters")
+        value = self._r.get(self._keys.idempotency(key))
+        return None if value is None else self._first_job(str(value), fingerprint)
+
+    def _claim_idempotency_key(self, key: str, job_id: str, fingerprint: str) -> JobRecord | None:
+        """SET NX the key to ``job_id``; returns the earlier job when the key was already used."""
         name = self._keys.idempotency(key)
         if self._r.set(name, f"{job_id} {fingerprint}", nx=True, ex=self._idem_ttl):
             return None
         value = self._r.get(name)
         if value is None:  # expired between SET and GET: a fresh key after all
             return self._claim_idempotency_key(key, job_id, fingerprint)
-        first_id, first_fingerprint = str(value).split(" ", 1)
+        return self._first_job(str(value), fingerprint)
+
+    def _first_job(self, value: str, fingerprint: str) -> JobRecord:
+        first_id, first_fingerprint = value.split(" ", 1)
         if first_fingerprint != fingerprint:
             raise IdempotencyMismatch(
                 "this Idempotency-Key was already used with a different request body"

@@ -1,0 +1,218 @@
+"""A small typed synchronous client of the atnas REST API (the CLI wraps it).
+
+Example:
+    >>> with AtnasClient("http://127.0.0.1:8000") as client:           # doctest: +SKIP
+    ...     ds = client.upload_dataset(Path("omniglot.zip"))
+    ...     job = client.submit("meta_train", {"datasets": [ds.id], "budget_seconds": 60})
+    ...     final = client.wait(job.id, timeout=600)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+from pydantic import BaseModel
+
+from service.schemas import (
+    ArtifactInfo,
+    DatasetPublic,
+    JobKind,
+    JobPage,
+    JobPublic,
+    JobStatus,
+    SupernetPublic,
+)
+
+
+class ApiError(Exception):
+    """The service answered with an error status; ``detail`` is its reason."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class WaitTimeout(TimeoutError):
+    """A job did not finish within the time given to :meth:`AtnasClient.wait`."""
+
+    def __init__(self, job: JobPublic, timeout: float) -> None:
+        super().__init__(f"job {job.id} is still {job.status.value} after {timeout:g} s")
+        self.job = job
+
+
+class AtnasClient:
+    """Calls the REST API of an atnas service at ``base_url``."""
+
+    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
+
+    def close(self) -> None:
+        """Closes the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> AtnasClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- datasets -----------------------------------------------------------------------
+    def upload_dataset(self, path: Path | str) -> DatasetPublic:
+        """Uploads a zip of class folders (or a support/query task); the file is streamed."""
+        path = Path(path)
+        with path.open("rb") as fh:
+            files = {"file": (path.name, fh, "application/zip")}
+            resp = self._http.post("/v1/datasets", files=files, timeout=None)
+        return DatasetPublic.model_validate(self._json(resp))
+
+    def datasets(self) -> list[DatasetPublic]:
+        """Every dataset, newest first."""
+        return [DatasetPublic.model_validate(d) for d in self._json(self._http.get("/v1/datasets"))]
+
+    def dataset(self, dataset_id: str) -> DatasetPublic:
+        """One dataset."""
+        return DatasetPublic.model_validate(
+            self._json(self._http.get(f"/v1/datasets/{dataset_id}"))
+        )
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        """Removes a dataset."""
+        self._json(self._http.delete(f"/v1/datasets/{dataset_id}"))
+
+    # --- jobs ---------------------------------------------------------------------------
+    def submit(
+        self,
+        kind: JobKind | str,
+        spec: dict[str, Any] | BaseModel,
+        idempotency_key: str | None = None,
+    ) -> JobPublic:
+        """Queues a job; with ``idempotency_key``, a retry returns the same job."""
+        body = {
+            "kind": JobKind(kind).value,
+            "spec": spec.model_dump(mode="json") if isinstance(spec, BaseModel) else spec,
+        }
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        resp = self._http.post("/v1/jobs", json=body, headers=headers)
+        return JobPublic.model_validate(self._json(resp))
+
+    def job(self, job_id: str) -> JobPublic:
+        """One job: status, progress, result, error."""
+        return JobPublic.model_validate(self._json(self._http.get(f"/v1/jobs/{job_id}")))
+
+    def jobs(
+        self,
+        status: JobStatus | str | None = None,
+        kind: JobKind | str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """One page of jobs, newest first; pass ``page.next_cursor`` as ``cursor`` for more."""
+        params: dict[str, str | int] = {"limit": limit}
+        if status is not None:
+            params["status"] = JobStatus(status).value
+        if kind is not None:
+            params["kind"] = JobKind(kind).value
+        if cursor is not None:
+            params["cursor"] = cursor
+        return JobPage.model_validate(self._json(self._http.get("/v1/jobs", params=params)))
+
+    def wait(self, job_id: str, timeout: float = 3600.0, poll: float = 1.0) -> JobPublic:
+        """Polls until the job is succeeded, failed or cancelled; returns it.
+
+        Raises :class:`WaitTimeout` (holding the last state) after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if job.status.terminal:
+                return job
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(job, timeout)
+            time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+
+    def cancel(self, job_id: str) -> JobPublic:
+        """Cancels a queued job, or asks a running one to stop."""
+        return JobPublic.model_validate(self._json(self._http.post(f"/v1/jobs/{job_id}/cancel")))
+
+    # --- artifacts and supernets --------------------------------------------------------
+    def artifacts(self, job_id: str) -> list[ArtifactInfo]:
+        """The job's artifacts: name, size, sha256."""
+        resp = self._http.get(f"/v1/jobs/{job_id}/artifacts")
+        return [ArtifactInfo.model_validate(a) for a in self._json(resp)]
+
+    def download(self, job_id: str, name: str, dest: Path | str) -> Path:
+        """Downloads an artifact to ``dest`` (a file, or a folder to put ``name`` in).
+
+        Written atomically (temp file + rename) after its sha256 was checked; returns the path.
+        """
+        dest = Path(dest)
+        if dest.is_dir():
+            dest = dest / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with self._http.stream("GET", f"/v1/jobs/{job_id}/artifacts/{name}") as resp:
+            if resp.status_code >= 400:
+                resp.read()
+                self._json(resp)
+            fd, tmp_name = tempfile.mkstemp(
+                dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"
+            )
+            tmp = Path(tmp_name)
+            try:
+                sha = hashlib.sha256()
+                with os.fdopen(fd, "wb") as out:
+                    for chunk in resp.iter_bytes():
+                        out.write(chunk)
+                        sha.update(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
+                expected = resp.headers.get("x-content-sha256")
+                if expected and expected != sha.hexdigest():
+                    raise ApiError(502, f"artifact {name!r} arrived corrupted (sha256 mismatch)")
+                os.replace(tmp, dest)
+            finally:
+                tmp.unlink(missing_ok=True)
+        return dest
+
+    def supernets(self) -> list[SupernetPublic]:
+        """Meta-supernets that search jobs can use."""
+        return [
+            SupernetPublic.model_validate(s) for s in self._json(self._http.get("/v1/supernets"))
+        ]
+
+    # --- health -------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """``/healthz``: the API process answers."""
+        result: dict[str, Any] = self._json(self._http.get("/healthz"))
+        return result
+
+    def ready(self) -> dict[str, Any]:
+        """``/readyz``: Redis and a worker are up (:class:`ApiError` 503 otherwise)."""
+        result: dict[str, Any] = self._json(self._http.get("/readyz"))
+        return result
+
+    @staticmethod
+    def _json(resp: httpx.Response) -> Any:
+        if resp.status_code >= 400:
+            try:
+                body = resp.json()
+            except ValueError:
+                body = None
+            detail = body.get("detail") if isinstance(body, dict) else None
+            detail = str(detail) if detail is not None else (resp.text or resp.reason_phrase)
+            raise ApiError(resp.status_code, detail)
+        if resp.status_code == 204 or not resp.content:
+            return None
+        return resp.json()

@@ -1,0 +1,75 @@
+"""The one place where errors become HTTP responses: ``{"detail": "<reason>"}``, never a trace."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from service.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    ServiceError,
+    Unavailable,
+    UploadTooLarge,
+)
+
+log = logging.getLogger(__name__)
+
+_STATUS: list[tuple[type[ServiceError], int]] = [
+    (NotFound, 404),
+    (Conflict, 409),
+    (UploadTooLarge, 413),
+    (InvalidInput, 422),
+    (Unavailable, 503),
+]
+
+
+def status_of(exc: ServiceError) -> int:
+    """The HTTP status of a domain error (400 for a family not listed)."""
+    for family, status in _STATUS:
+        if isinstance(exc, family):
+            return status
+    return 400
+
+
+async def _service_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return JSONResponse({"detail": exc.reason}, status_code=status_of(exc))
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "loc": [str(part) for part in err.get("loc", ())],
+            "msg": str(err.get("msg", "")),
+            "type": str(err.get("type", "")),
+        }
+        for err in exc.errors()
+    ]
+    detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)
+    return JSONResponse({"detail": detail or "invalid request", "errors": errors}, status_code=422)
+
+
+async def _redis_down(_: Request, exc: Exception) -> JSONResponse:
+    log.warning("redis unreachable: %s", exc)
+    return JSONResponse({"detail": "the job store (Redis) is unreachable; retry"}, 503)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+
+def install(app: FastAPI) -> None:
+    """Registers every handler on ``app``."""
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(redis.ConnectionError, _redis_down)
+    app.add_exception_handler(redis.TimeoutError, _redis_down)
+    app.add_exception_handler(Exception, _unexpected)

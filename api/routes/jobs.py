@@ -1,0 +1,92 @@
+"""/v1/jobs: submit, inspect, list and cancel jobs; list and download their artifacts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import FileResponse
+
+from api.deps import ArtifactsDep, DatasetsDep, JobsDep
+from service.schemas import (
+    ArtifactInfo,
+    JobCreate,
+    JobKind,
+    JobPage,
+    JobPublic,
+    JobStatus,
+    MetaTrainJobCreate,
+    SearchJobCreate,
+)
+from service.validation import validate_spec
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+@router.post("", status_code=202)
+def submit_job(
+    body: JobCreate,
+    response: Response,
+    jobs: JobsDep,
+    datasets: DatasetsDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JobPublic:
+    """Queues a meta_train or search job; a repeated Idempotency-Key returns the same job."""
+    create: MetaTrainJobCreate | SearchJobCreate = body
+    job, created = jobs.create(
+        create.kind,
+        create.spec,
+        idempotency_key,
+        check=lambda: validate_spec(create.kind, create.spec, jobs, datasets),
+    )
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return job.public()
+
+
+@router.get("")
+def list_jobs(
+    jobs: JobsDep,
+    status: JobStatus | None = None,
+    kind: JobKind | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: str | None = None,
+) -> JobPage:
+    """Lists jobs newest first, filtered by status and kind; pass next_cursor for more."""
+    page, next_cursor = jobs.list(status=status, kind=kind, limit=limit, cursor=cursor)
+    return JobPage(items=[j.public() for j in page], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}")
+def get_job(job_id: str, jobs: JobsDep) -> JobPublic:
+    """Status, progress, result and error of one job."""
+    return jobs.get(job_id).public()
+
+
+@router.post("/{job_id}/cancel")
+def cancel_job(job_id: str, jobs: JobsDep) -> JobPublic:
+    """Cancels a queued job at once, or asks a running one to stop."""
+    return jobs.request_cancel(job_id).public()
+
+
+@router.get("/{job_id}/artifacts")
+def list_artifacts(job_id: str, jobs: JobsDep, artifacts: ArtifactsDep) -> list[ArtifactInfo]:
+    """Lists the job's artifacts with size and sha256."""
+    jobs.get(job_id)
+    return artifacts.list(job_id)
+
+
+@router.get("/{job_id}/artifacts/{name}", response_class=FileResponse)
+def download_artifact(
+    job_id: str, name: str, jobs: JobsDep, artifacts: ArtifactsDep
+) -> FileResponse:
+    """Downloads one artifact (its sha256 is in the X-Content-SHA256 header)."""
+    jobs.get(job_id)
+    info = artifacts.info(job_id, name)
+    return FileResponse(
+        artifacts.path(job_id, name),
+        media_type="application/octet-stream",
+        filename=name,
+        headers={"X-Content-SHA256": info.sha256},
+    )
