@@ -37,9 +37,13 @@ def _server_redis() -> Iterator[redis.Redis | None]:
     client.close()
 
 
-@pytest.fixture(params=["server", "embedded"])
+@pytest.fixture(scope="session", params=["server", "embedded"])
 def redis_backend(request: pytest.FixtureRequest) -> str:
-    """Which Redis a test runs against: the server at 127.0.0.1:6379 or an embedded one."""
+    """Which Redis a test runs against: the server at 127.0.0.1:6379 or an embedded one.
+
+    Session-scoped so that pytest groups the tests by backend (and session fixtures that
+    depend on it, like a live API server, start once per backend).
+    """
     return str(request.param)
 
 
@@ -56,7 +60,7 @@ def redis_client(
     _embedded_redis: redis.Redis,
     _server_redis: redis.Redis | None,
 ) -> Iterator[redis.Redis]:
-    """A Redis client (``decode_responses=True``); every key under ``key_prefix`` is removed after."""
+    """A Redis client (``decode_responses=True``); keys under ``key_prefix`` are removed after."""
     if redis_backend == "server":
         if _server_redis is None:
             pytest.skip(f"no Redis server at {REDIS_SERVER_URL}")

@@ -64,5 +64,5 @@ def test_bad_job_id_and_missing(tmp_path: Path) -> None:
     with pytest.raises(InvalidArtifactName, match="job id"):
         store.put_bytes("../j", "a.txt", b"x")
     assert store.list("nojob") == []
-    with pytest.raises(ArtifactNotFound, match="has no artifact 'a.txt'"):
+    with pytest.raises(ArtifactNotFound, match=r"has no artifact 'a\.txt'"):
         store.path("nojob", "a.txt")

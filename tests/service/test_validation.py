@@ -59,7 +59,7 @@ def test_meta_train_impossible(
 def test_meta_train_bad_datasets(
     omni: DatasetPublic, task: DatasetPublic, datasets: DatasetStore
 ) -> None:
-    with pytest.raises(UnknownReference, match="spec.datasets: no dataset with id 'nope'"):
+    with pytest.raises(UnknownReference, match=r"spec\.datasets: no dataset with id 'nope'"):
         validate_meta_train(MetaTrainSpec(datasets=[omni.id, "nope"]), datasets)
     with pytest.raises(InvalidSpec, match="more than once"):
         validate_meta_train(MetaTrainSpec(datasets=[omni.id, omni.id]), datasets)
@@ -101,7 +101,7 @@ def test_search_bad_dataset(
     omni: DatasetPublic, jobs: JobStore, datasets: DatasetStore, zips: type[Zips]
 ) -> None:
     net = _supernet(jobs, omni)
-    with pytest.raises(UnknownReference, match="spec.dataset: no dataset with id 'nope'"):
+    with pytest.raises(UnknownReference, match=r"spec\.dataset: no dataset with id 'nope'"):
         validate_search(SearchSpec(supernet=net, dataset="nope"), jobs, datasets)
     with pytest.raises(InvalidSpec, match="is not a task dataset"):
         validate_search(SearchSpec(supernet=net, dataset=omni.id), jobs, datasets)

@@ -1,0 +1,223 @@
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+
+from service.schemas import DatasetPublic, JobKind, JobStatus
+from tests.api.conftest import LiveServer
+from tests.conftest import Zips
+
+
+@pytest.fixture
+def omni(server: LiveServer, zips: type[Zips]) -> DatasetPublic:
+    data = zips.classes({"Latin/a": 3, "Latin/b": 3, "Greek/c": 2}, "images_background/")
+    return server.services.datasets.create_from_upload(io.BytesIO(data), "o.zip", 10**6)
+
+
+@pytest.fixture
+def task(server: LiveServer, zips: type[Zips]) -> DatasetPublic:
+    data = zips.task({"cat": 1, "dog": 1}, {"cat": 2, "dog": 2})
+    return server.services.datasets.create_from_upload(io.BytesIO(data), "t.zip", 10**6)
+
+
+def _meta(ds: DatasetPublic, **kw: Any) -> dict[str, Any]:
+    return {"kind": "meta_train", "spec": {"datasets": [ds.id], **kw}}
+
+
+def _supernet(server: LiveServer, ds: DatasetPublic) -> str:
+    """A succeeded meta_train job, made through the store as a worker would."""
+    resp = server.http.post("/v1/jobs", json=_meta(ds, way=2))
+    job_id = str(resp.json()["id"])
+    server.services.jobs.start(job_id, "w")
+    server.services.jobs.succeed(job_id, {"val_accuracy": 0.8})
+    return job_id
+
+
+def test_submit_and_get(server: LiveServer, omni: DatasetPublic) -> None:
+    resp = server.http.post("/v1/jobs", json=_meta(omni, way=5, shot=1, budget_seconds=30))
+    assert resp.status_code == 202, resp.text
+    body = resp.json()
+    assert body["status"] == "queued" and body["kind"] == "meta_train"
+    assert resp.headers["location"] == f"/v1/jobs/{body['id']}"
+    job = server.client.job(body["id"])
+    assert job.status is JobStatus.queued and job.spec.budget_seconds == 30  # type: ignore[union-attr]
+    claim = server.services.jobs.queue.claim("w", block_ms=10)
+    assert claim is not None and claim.job_id == body["id"]
+
+
+def test_progress_and_result_are_visible(server: LiveServer, omni: DatasetPublic) -> None:
+    from service.schemas import Progress
+
+    job = server.client.submit("meta_train", {"datasets": [omni.id], "way": 2})
+    jobs = server.services.jobs
+    jobs.start(job.id, "w")
+    jobs.update_progress(job.id, Progress(phase="meta_train", step=2, total=9, best_fitness=0.4))
+    got = server.http.get(f"/v1/jobs/{job.id}").json()
+    assert got["status"] == "running"
+    assert got["progress"]["step"] == 2 and got["progress"]["best_fitness"] == 0.4
+    jobs.fail(job.id, "out of memory: lower spec.way")
+    got = server.client.job(job.id)
+    assert got.status is JobStatus.failed and got.error == "out of memory: lower spec.way"
+
+
+def test_idempotency_key(server: LiveServer, omni: DatasetPublic) -> None:
+    body = _meta(omni, way=2)
+    first = server.http.post("/v1/jobs", json=body, headers={"Idempotency-Key": "abc"})
+    again = server.http.post("/v1/jobs", json=body, headers={"Idempotency-Key": "abc"})
+    assert first.status_code == again.status_code == 202
+    assert first.json()["id"] == again.json()["id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    other = server.http.post(
+        "/v1/jobs", json=_meta(omni, way=3), headers={"Idempotency-Key": "abc"}
+    )
+    assert other.status_code == 422 and "different request body" in other.json()["detail"]
+    assert (
+        server.client.submit("meta_train", body["spec"], idempotency_key="abc").id
+        == first.json()["id"]
+    )
+    assert server.services.jobs.queue.length() == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"kind": "train", "spec": {}}, "kind"),
+        ({"spec": {"datasets": ["x"]}}, "kind"),
+        ({"kind": "meta_train"}, "spec"),
+        ({"kind": "meta_train", "spec": {"datasets": "x"}}, "datasets"),
+        ({"kind": "meta_train", "spec": {"datasets": []}}, "datasets"),
+        ({"kind": "meta_train", "spec": {"datasets": ["x"], "way": "five"}}, "way"),
+        ({"kind": "meta_train", "spec": {"datasets": ["x"], "way": 1}}, "way"),
+        ({"kind": "meta_train", "spec": {"datasets": ["x"], "shot": 0}}, "shot"),
+        ({"kind": "meta_train", "spec": {"datasets": ["x"], "budget_seconds": 0}}, "budget_seconds"),
+        ({"kind": "meta_train", "spec": {"datasets": ["x"], "budget_seconds": 1e9}}, "budget_seconds"),
+        ({"kind": "meta_train", "spec": {"datasets": ["x"], "algorithm": "sgd"}}, "algorithm"),
+        ({"kind": "meta_train", "spec": {"datasets": ["x"], "channels": 2}}, "channels"),
+        ({"kind": "meta_train", "spec": {"datasets": ["x"], "typo": 1}}, "typo"),
+        ({"kind": "meta_train", "spec": {"supernet": "a", "dataset": "b"}}, "datasets"),
+        ({"kind": "search", "spec": {"datasets": ["x"]}}, "supernet"),
+        ({"kind": "search", "spec": {"supernet": "a", "dataset": "b", "budget_seconds": -1}}, "budget_seconds"),
+        ({"kind": "search", "spec": {"supernet": "a", "dataset": "b", "budget_seconds": 86401}}, "budget_seconds"),
+        ({"kind": "search", "spec": {"supernet": "a", "dataset": "b", "population": 1}}, "population"),
+        ({"kind": "search", "spec": {"supernet": "a", "dataset": "b", "generations": 0}}, "generations"),
+    ],
+)  # fmt: skip
+def test_invalid_bodies_are_422_with_a_reason(
+    server: LiveServer, body: dict[str, Any], fragment: str
+) -> None:
+    resp = server.http.post("/v1/jobs", json=body)
+    assert resp.status_code == 422
+    detail = resp.json()["detail"]
+    assert isinstance(detail, str) and fragment in detail, detail
+    assert "Traceback" not in resp.text
+    assert server.services.jobs.queue.length() == 0
+
+
+def test_not_json(server: LiveServer) -> None:
+    resp = server.http.post(
+        "/v1/jobs", content=b"{nope", headers={"content-type": "application/json"}
+    )
+    assert resp.status_code == 422 and isinstance(resp.json()["detail"], str)
+
+
+@pytest.mark.parametrize(
+    ("kw", "fragment"),
+    [
+        ({"way": 13}, "13-way tasks need 13 classes; the selection has 12"),
+        ({"way": 4, "rotations": False}, "the selection has 3"),
+        ({"shot": 5}, "5-shot tasks need at least 6"),
+        ({"include": ["Klingon"]}, "unknown group(s) ['Klingon']"),
+        ({"datasets": ["no-such-dataset"]}, "no dataset with id 'no-such-dataset'"),
+    ],
+)
+def test_impossible_meta_train_is_rejected_before_queueing(
+    server: LiveServer, omni: DatasetPublic, kw: dict[str, Any], fragment: str
+) -> None:
+    resp = server.http.post("/v1/jobs", json=_meta(omni, **kw))
+    assert resp.status_code == 422 and fragment in resp.json()["detail"]
+    assert server.services.jobs.queue.length() == 0
+    assert server.client.jobs().items == []
+
+
+def test_search(server: LiveServer, omni: DatasetPublic, task: DatasetPublic) -> None:
+    net = _supernet(server, omni)
+    resp = server.http.post(
+        "/v1/jobs",
+        json={"kind": "search", "spec": {"supernet": net, "dataset": task.id, "budget_seconds": 5}},
+    )
+    assert resp.status_code == 202 and resp.json()["status"] == "queued"
+
+
+def test_search_bad_references(
+    server: LiveServer, omni: DatasetPublic, task: DatasetPublic
+) -> None:
+    net = _supernet(server, omni)
+    queued = server.client.submit("meta_train", {"datasets": [omni.id], "way": 2})
+    cases = [
+        ({"supernet": "nope", "dataset": task.id}, "no supernet with id 'nope'"),
+        ({"supernet": queued.id, "dataset": task.id}, "is queued; only a succeeded one"),
+        ({"supernet": net, "dataset": "nope"}, "no dataset with id 'nope'"),
+        ({"supernet": net, "dataset": omni.id}, "is not a task dataset"),
+    ]
+    for spec, fragment in cases:
+        resp = server.http.post("/v1/jobs", json={"kind": "search", "spec": spec})
+        assert resp.status_code == 422 and fragment in resp.json()["detail"], resp.text
+
+
+def test_unknown_job(server: LiveServer) -> None:
+    for method, path in [
+        ("GET", "/v1/jobs/nope"),
+        ("POST", "/v1/jobs/nope/cancel"),
+        ("GET", "/v1/jobs/nope/artifacts"),
+        ("GET", "/v1/jobs/nope/artifacts/model.ts"),
+    ]:
+        resp = server.http.request(method, path)
+        assert resp.status_code == 404 and resp.json() == {"detail": "no job with id 'nope'"}
+
+
+def test_list_filter_and_paginate(
+    server: LiveServer, omni: DatasetPublic, task: DatasetPublic
+) -> None:
+    net = _supernet(server, omni)
+    ids = [
+        server.client.submit("meta_train", {"datasets": [omni.id], "way": 2}).id for _ in range(3)
+    ]
+    search = server.client.submit("search", {"supernet": net, "dataset": task.id})
+    page = server.client.jobs(limit=2)
+    assert [j.id for j in page.items] == [search.id, ids[2]] and page.next_cursor
+    page2 = server.client.jobs(limit=2, cursor=page.next_cursor)
+    assert [j.id for j in page2.items] == [ids[1], ids[0]] and page2.next_cursor
+    page3 = server.client.jobs(limit=2, cursor=page2.next_cursor)
+    assert [j.id for j in page3.items] == [net] and page3.next_cursor is None
+    assert [j.id for j in server.client.jobs(kind="search").items] == [search.id]
+    assert [j.id for j in server.client.jobs(status="succeeded").items] == [net]
+    assert len(server.client.jobs(status="queued", kind=JobKind.meta_train).items) == 3
+    for query in ("status=done", "kind=x", "limit=0", "limit=5000", "cursor=abc"):
+        resp = server.http.get(f"/v1/jobs?{query}")
+        assert resp.status_code == 422 and isinstance(resp.json()["detail"], str), query
+
+
+def test_cancel(server: LiveServer, omni: DatasetPublic) -> None:
+    jobs = server.services.jobs
+    queued = server.client.submit("meta_train", {"datasets": [omni.id], "way": 2})
+    assert server.client.cancel(queued.id).status is JobStatus.cancelled
+    assert server.client.cancel(queued.id).status is JobStatus.cancelled
+    running = server.client.submit("meta_train", {"datasets": [omni.id], "way": 2})
+    jobs.start(running.id, "w")
+    assert server.client.cancel(running.id).status is JobStatus.running
+    assert jobs.cancel_requested(running.id)
+    jobs.mark_cancelled(running.id)
+    assert server.client.job(running.id).status is JobStatus.cancelled
+    done = _supernet(server, omni)
+    resp = server.http.post(f"/v1/jobs/{done}/cancel")
+    assert resp.status_code == 409 and "is succeeded" in resp.json()["detail"]
+
+
+def test_supernets(server: LiveServer, omni: DatasetPublic) -> None:
+    assert server.client.supernets() == []
+    server.client.submit("meta_train", {"datasets": [omni.id], "way": 2})
+    net = _supernet(server, omni)
+    nets = server.client.supernets()
+    assert [(n.id, n.way, n.shot, n.summary) for n in nets] == [(net, 2, 1, {"val_accuracy": 0.8})]
