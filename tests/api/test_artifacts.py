@@ -30,10 +30,11 @@ def test_list_and_download(server: LiveServer, job_id: str, tmp_path: Path) -> N
     store.put_bytes(job_id, "model.ts", model)
     store.put_bytes(job_id, "metrics.json", b'{"accuracy": 0.9}')
     listed = server.http.get(f"/v1/jobs/{job_id}/artifacts").json()
+    metrics_sha = hashlib.sha256(b'{"accuracy": 0.9}').hexdigest()
     assert listed == [
-        {"name": "metrics.json", "size": 17, "sha256": hashlib.sha256(b'{"accuracy": 0.9}').hexdigest()},
+        {"name": "metrics.json", "size": 17, "sha256": metrics_sha},
         {"name": "model.ts", "size": len(model), "sha256": hashlib.sha256(model).hexdigest()},
-    ]  # fmt: skip
+    ]
     path = server.client.download(job_id, "model.ts", dest)
     assert path == dest / "model.ts" and path.read_bytes() == model
     other = server.client.download(job_id, "metrics.json", dest / "sub" / "m.json")

@@ -80,6 +80,16 @@ def test_idempotency_key(server: LiveServer, omni: DatasetPublic) -> None:
     assert server.services.jobs.queue.length() == 1
 
 
+def _m(**kw: Any) -> dict[str, Any]:
+    """A meta_train body with a placeholder dataset id and ``kw`` in its spec."""
+    return {"kind": "meta_train", "spec": {"datasets": ["x"], **kw}}
+
+
+def _s(**kw: Any) -> dict[str, Any]:
+    """A search body with placeholder ids and ``kw`` in its spec."""
+    return {"kind": "search", "spec": {"supernet": "a", "dataset": "b", **kw}}
+
+
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
@@ -87,23 +97,25 @@ def test_idempotency_key(server: LiveServer, omni: DatasetPublic) -> None:
         ({"spec": {"datasets": ["x"]}}, "kind"),
         ({"kind": "meta_train"}, "spec"),
         ({"kind": "meta_train", "spec": {"datasets": "x"}}, "datasets"),
-        ({"kind": "meta_train", "spec": {"datasets": []}}, "datasets"),
-        ({"kind": "meta_train", "spec": {"datasets": ["x"], "way": "five"}}, "way"),
-        ({"kind": "meta_train", "spec": {"datasets": ["x"], "way": 1}}, "way"),
-        ({"kind": "meta_train", "spec": {"datasets": ["x"], "shot": 0}}, "shot"),
-        ({"kind": "meta_train", "spec": {"datasets": ["x"], "budget_seconds": 0}}, "budget_seconds"),
-        ({"kind": "meta_train", "spec": {"datasets": ["x"], "budget_seconds": 1e9}}, "budget_seconds"),
-        ({"kind": "meta_train", "spec": {"datasets": ["x"], "algorithm": "sgd"}}, "algorithm"),
-        ({"kind": "meta_train", "spec": {"datasets": ["x"], "channels": 2}}, "channels"),
-        ({"kind": "meta_train", "spec": {"datasets": ["x"], "typo": 1}}, "typo"),
+        (_m(datasets=[]), "datasets"),
+        (_m(way="five"), "way"),
+        (_m(way=1), "way"),
+        (_m(shot=0), "shot"),
+        (_m(budget_seconds=0), "budget_seconds"),
+        (_m(budget_seconds=1e9), "budget_seconds"),
+        (_m(budget_seconds="soon"), "budget_seconds"),
+        (_m(algorithm="sgd"), "algorithm"),
+        (_m(channels=2), "channels"),
+        (_m(typo=1), "typo"),
         ({"kind": "meta_train", "spec": {"supernet": "a", "dataset": "b"}}, "datasets"),
         ({"kind": "search", "spec": {"datasets": ["x"]}}, "supernet"),
-        ({"kind": "search", "spec": {"supernet": "a", "dataset": "b", "budget_seconds": -1}}, "budget_seconds"),
-        ({"kind": "search", "spec": {"supernet": "a", "dataset": "b", "budget_seconds": 86401}}, "budget_seconds"),
-        ({"kind": "search", "spec": {"supernet": "a", "dataset": "b", "population": 1}}, "population"),
-        ({"kind": "search", "spec": {"supernet": "a", "dataset": "b", "generations": 0}}, "generations"),
+        (_s(budget_seconds=-1), "budget_seconds"),
+        (_s(budget_seconds=86401), "budget_seconds"),
+        (_s(population=1), "population"),
+        (_s(generations=0), "generations"),
+        (_s(supernet=123), "supernet"),
     ],
-)  # fmt: skip
+)
 def test_invalid_bodies_are_422_with_a_reason(
     server: LiveServer, body: dict[str, Any], fragment: str
 ) -> None:
