@@ -94,6 +94,18 @@ class JobQueue:
             claims.append(Claim(message_id=message_id, job_id=fields["job"]))
         return claims
 
+    def touch(self, claim: Claim, consumer: str) -> None:
+        """Resets the claim's idle time (XCLAIM to the same consumer), so that a long job is
+        not taken for a crashed one; call it now and then while the job runs."""
+        self._r.xclaim(
+            self._stream,
+            self._group,
+            consumer,
+            min_idle_time=0,
+            message_ids=[claim.message_id],
+            justid=True,
+        )
+
     def pending(self) -> int:
         """Messages delivered to some consumer and not yet acked."""
         self.ensure_group()
