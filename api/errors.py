@@ -17,6 +17,7 @@ from service.errors import (
     Unavailable,
     UploadTooLarge,
 )
+from service.schemas import JobKind
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,23 @@ async def _service_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.reason}, status_code=status_of(exc))
 
 
+# A tagged union puts the tag into the location (body.meta_train.spec.way); users wrote
+# body.spec.way, so the tag is dropped from what they read.
+_TAGS = {kind.value for kind in JobKind}
+
+
+def _loc(loc: tuple[object, ...]) -> list[str]:
+    parts = [str(part) for part in loc]
+    if len(parts) > 1 and parts[0] == "body" and parts[1] in _TAGS:
+        del parts[1]
+    return parts
+
+
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
         {
-            "loc": [str(part) for part in err.get("loc", ())],
+            "loc": _loc(tuple(err.get("loc", ()))),
             "msg": str(err.get("msg", "")),
             "type": str(err.get("type", "")),
         }

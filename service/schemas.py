@@ -80,8 +80,13 @@ class MetaTrainJobCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal[JobKind.meta_train]
+    kind: Literal["meta_train"]
     spec: MetaTrainSpec
+
+    @property
+    def job_kind(self) -> JobKind:
+        """``kind`` as the enum."""
+        return JobKind.meta_train
 
 
 class SearchJobCreate(BaseModel):
@@ -89,8 +94,13 @@ class SearchJobCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal[JobKind.search]
+    kind: Literal["search"]
     spec: SearchSpec
+
+    @property
+    def job_kind(self) -> JobKind:
+        """``kind`` as the enum."""
+        return JobKind.search
 
 
 # The spec is validated against the schema its ``kind`` names.

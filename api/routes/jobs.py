@@ -33,11 +33,12 @@ def submit_job(
 ) -> JobPublic:
     """Queues a meta_train or search job; a repeated Idempotency-Key returns the same job."""
     create: MetaTrainJobCreate | SearchJobCreate = body
+    kind = create.job_kind
     job, created = jobs.create(
-        create.kind,
+        kind,
         create.spec,
         idempotency_key,
-        check=lambda: validate_spec(create.kind, create.spec, jobs, datasets),
+        check=lambda: validate_spec(kind, create.spec, jobs, datasets),
     )
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if not created:
