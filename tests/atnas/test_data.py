@@ -215,10 +215,6 @@ def test_load_task_support_and_query(tmp_path: Path, kind: str, prefix: str) -> 
     assert t.query.counts() == {"cat": 2, "dog": 0, "emu": 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a support-only task is read as a wrapper folder 'support/' and then rejected",
-)
 @pytest.mark.parametrize("kind", ["folder", "zip"])
 def test_load_task_support_only_layout(tmp_path: Path, kind: str) -> None:
     """``query/`` is optional: ``support/<class>/*`` alone is a valid task."""
