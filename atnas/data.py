@@ -168,7 +168,8 @@ def _image_paths(files: Sequence[str]) -> list[PurePosixPath]:
 def _strip_wrapper(paths: list[PurePosixPath]) -> tuple[str, list[PurePosixPath]]:
     """Removes one single top-level folder that wraps everything; returns (prefix, paths)."""
     tops = {p.parts[0] for p in paths}
-    if len(tops) == 1 and all(len(p.parts) > 2 for p in paths):
+    # A lone support/ folder is a task without query/, not a wrapper.
+    if len(tops) == 1 and tops != {"support"} and all(len(p.parts) > 2 for p in paths):
         top = next(iter(tops))
         return top + "/", [PurePosixPath(*p.parts[1:]) for p in paths]
     return "", paths
@@ -191,8 +192,8 @@ def _leaf_classes(paths: list[PurePosixPath]) -> dict[str, list[int]]:
 
 def _decode(data: bytes, name: str, cfg: ImageConfig) -> np.ndarray:
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img = img.convert("L" if cfg.channels == 1 else "RGB")
+        with Image.open(io.BytesIO(data)) as raw:
+            img = raw.convert("L" if cfg.channels == 1 else "RGB")
             img = img.resize((cfg.image_size, cfg.image_size), Image.Resampling.BILINEAR)
             arr = np.asarray(img, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, ValueError) as exc:

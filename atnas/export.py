@@ -63,7 +63,7 @@ def torchscript_bytes(model: TaskModel, channels: int, image_size: int) -> bytes
     example = torch.rand(2, channels, image_size, image_size)
     model = model.cpu().eval()
     with torch.no_grad():
-        traced = torch.jit.trace(model, example, check_trace=False)
+        traced = torch.jit.trace(model, example, check_trace=False)  # type: ignore[no-untyped-call]
     buf = io.BytesIO()
     torch.jit.save(traced, buf)
     return buf.getvalue()
@@ -116,4 +116,5 @@ def _json_bytes(obj: Any) -> bytes:
 
 def load_exported(path: str | Path) -> torch.jit.ScriptModule:
     """Loads a ``model.ts`` for inference."""
-    return torch.jit.load(str(path), map_location="cpu")
+    model: torch.jit.ScriptModule = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
+    return model

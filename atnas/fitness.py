@@ -96,6 +96,9 @@ def split_fitness(
 Evaluator = Callable[[Sequence[Encode]], list[Fitness]]
 """Scores a batch of encodes on one task (local, or spread over Ray actors)."""
 
+EvaluatorFactory = Callable[[Sequence[Split], int, InnerConfig], Evaluator]
+"""Builds an evaluator for a task from its support splits, class count and inner loop."""
+
 
 class LocalEvaluator:
     """Scores encodes one after another in this process."""

@@ -17,7 +17,7 @@ class InnerConfig:
     """Inner-loop settings: number of SGD steps and their learning rate."""
 
     steps: int = 5
-    lr: float = 0.4
+    lr: float = 0.1
 
 
 def adapt(

@@ -55,7 +55,7 @@ def accumulate_meta_grad(
         fast = adapt(encode, start, task.support_x, task.support_y, inner, create_graph=True)
         out = logits(task.query_x, encode, fast)
         loss = F.cross_entropy(out, task.query_y)
-        (loss * scale).backward()
+        (loss * scale).backward()  # type: ignore[no-untyped-call]
     elif algorithm is MetaAlgorithm.FOMAML:
         start = detached({**views, **head})
         fast = adapt(encode, start, task.support_x, task.support_y, inner)

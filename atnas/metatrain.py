@@ -140,6 +140,22 @@ class MetaState:
         """The fittest encode of the meta-population (the fixed encode for a baseline)."""
         return self.ranked()[0].encode
 
+    def report(self) -> dict[str, Any]:
+        """The run as JSON: iterations, speed, config, ranked population, EA history, curve."""
+        return {
+            "iterations": self.iteration,
+            "elapsed_seconds": self.elapsed,
+            "iterations_per_second": self.iteration / self.elapsed if self.elapsed else None,
+            "config": self.config.to_json(),
+            "space": self.space.to_json(),
+            "population": [
+                {"encode": m.encode.to_json(), "key": m.encode.key(), "fitness": m.fitness}
+                for m in self.ranked()
+            ],
+            "ea_history": self.ea_history,
+            "curve": self.curve[:: max(1, len(self.curve) // 200)],
+        }
+
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> None:
         """Writes this state (and ``extra`` training state) atomically to ``path``."""
         save_checkpoint(

@@ -22,7 +22,7 @@ import torch
 
 from atnas.data import ImageConfig, ImageSet, TaskData, load_images
 from atnas.errors import ConfigError, DatasetError
-from atnas.fitness import Evaluator
+from atnas.fitness import EvaluatorFactory
 from atnas.metatrain import MetaState, MetaTrainConfig, MetaTrainer, Progress
 from atnas.presets import get_preset
 from atnas.search import Generation, SearchConfig, SearchResult, query_accuracy, search
@@ -134,7 +134,7 @@ def search_task(
     task: TaskData,
     config: SearchConfig | None = None,
     *,
-    evaluator: Evaluator | None = None,
+    make_evaluator: EvaluatorFactory | None = None,
     on_generation: Callable[[Generation], None] | None = None,
     device: torch.device | None = None,
 ) -> TaskOutcome:
@@ -154,7 +154,7 @@ def search_task(
         y.to(device),
         n_way,
         cfg,
-        evaluator=evaluator,
+        make_evaluator=make_evaluator,
         on_generation=on_generation,
     )
     total = time.perf_counter() - t0

@@ -22,7 +22,14 @@ from torch import Tensor
 
 from atnas.errors import ConfigError
 from atnas.evolution import Constraint, breed, mutate, survivors
-from atnas.fitness import Evaluator, Fitness, LocalEvaluator, adapt_encode, support_splits
+from atnas.fitness import (
+    Evaluator,
+    EvaluatorFactory,
+    Fitness,
+    LocalEvaluator,
+    adapt_encode,
+    support_splits,
+)
 from atnas.learner import InnerConfig, score
 from atnas.space import Encode, SearchSpace
 from atnas.supernet import Supernet
@@ -36,9 +43,9 @@ class SearchConfig:
     generations: int = 3
     seed_top: int = 4  # encodes taken as they are from the meta-population
     budget_seconds: float | None = None  # checked between generations
-    inner: InnerConfig = InnerConfig(steps=10, lr=0.1)  # noqa: RUF009 (frozen value)
-    final_inner: InnerConfig | None = None  # final adaptation (default: ``inner``)
-    folds: int = 2
+    inner: InnerConfig = InnerConfig(steps=5, lr=0.1)  # noqa: RUF009 (frozen value)
+    final_inner: InnerConfig | None = InnerConfig(steps=10, lr=0.1)  # noqa: RUF009
+    folds: int = 1
     views: int = 2
     crossover_prob: float = 0.5
     seed: int = 0
@@ -125,7 +132,7 @@ def search(
     support_y: Tensor,
     n_way: int,
     cfg: SearchConfig = SearchConfig(),
-    evaluator: Evaluator | None = None,
+    make_evaluator: EvaluatorFactory | None = None,
     constraint: Constraint | None = None,
     on_generation: Callable[[Generation], None] | None = None,
 ) -> SearchResult:
@@ -137,16 +144,20 @@ def search(
         support_x, support_y: the task's labelled images (B, C, H, W) and labels 0..n_way-1.
         n_way: number of classes.
         cfg: population, generations, wall-clock budget, inner loop, seed.
-        evaluator: scores encodes (default: in this process); it must use only the support set.
+        make_evaluator: builds the scorer of encodes from the support splits (default: scores
+            in this process); it only ever receives the support set.
         constraint: an optional predicate on encodes (e.g. a parameter budget).
         on_generation: called after each generation; may raise to stop.
     """
     space = supernet.space
     started = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
-    if evaluator is None:
-        splits = support_splits(support_x, support_y, n_way, cfg.folds, cfg.views, cfg.seed)
+    splits = support_splits(support_x, support_y, n_way, cfg.folds, cfg.views, cfg.seed)
+    evaluator: Evaluator
+    if make_evaluator is None:
         evaluator = LocalEvaluator(supernet, splits, n_way, cfg.inner)
+    else:
+        evaluator = make_evaluator(splits, n_way, cfg.inner)
     scored: dict[Encode, Fitness] = {}
 
     def evaluate(encodes: list[Encode]) -> None:

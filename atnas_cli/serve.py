@@ -1,0 +1,130 @@
+"""``atnas serve`` (API + dispatcher, embedded defaults) and ``atnas worker`` (dispatcher only)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("atnas")
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Registers ``serve`` and ``worker``."""
+    p = sub.add_parser(
+        "serve",
+        help="run the service: REST API, Redis queue, Ray workers (embedded defaults)",
+        description="Starts the REST API and, unless --no-worker, a dispatcher on a local Ray "
+        "(or the cluster in ATNAS_RAY_ADDRESS). Without ATNAS_REDIS_URL an embedded Redis "
+        "keeps its data in the data directory.",
+    )
+    p.add_argument("--host", default=None, help="bind address (env ATNAS_HOST; default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (env ATNAS_PORT; default 8000)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="datasets, artifacts, embedded Redis (env ATNAS_DATA_DIR; default ./.atnas)",
+    )
+    p.add_argument(
+        "--no-worker", action="store_true", help="API only; run `atnas worker` elsewhere"
+    )
+    _worker_options(p)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "worker",
+        help="run a dispatcher (a Ray driver) that claims jobs from the Redis queue",
+        description="Runs jobs from the queue on the Ray cluster in ATNAS_RAY_ADDRESS (or a "
+        "local one). Needs the same ATNAS_REDIS_URL and ATNAS_DATA_DIR as the API.",
+    )
+    p.add_argument(
+        "--data-dir", type=Path, default=None, help="shared data directory (env ATNAS_DATA_DIR)"
+    )
+    _worker_options(p)
+    p.set_defaults(func=cmd_worker)
+
+
+def _worker_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-jobs", type=int, default=2, help="jobs run at once (default: %(default)s)"
+    )
+    p.add_argument("--ray-cpus", type=int, default=None, help="CPUs of a local Ray (default: all)")
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from service.settings import Settings
+
+    overrides: dict[str, Any] = {}
+    for name in ("host", "port", "data_dir"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return Settings(**overrides)
+
+
+def _start_dispatcher(settings: Any, r: Any, args: argparse.Namespace) -> Any:
+    from workers.dispatcher import Dispatcher
+    from workers.runtime import init_ray
+
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    init_ray(settings.ray_address, args.ray_cpus)
+    dispatcher = Dispatcher(settings, r, max_jobs=args.max_jobs)
+    dispatcher.start()
+    return dispatcher
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serves the API (and runs a dispatcher) until interrupted."""
+    import uvicorn
+
+    from api.app import create_app
+    from service.redis_conn import connect
+
+    settings = _settings(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    r = connect(settings)
+    r.ping()
+    dispatcher = None if args.no_worker else _start_dispatcher(settings, r, args)
+    app = create_app(settings, r)
+    log.info(
+        "atnas serving on http://%s:%d (data in %s, redis %s)",
+        settings.host,
+        settings.port,
+        settings.data_dir.resolve(),
+        settings.redis_url or "embedded",
+    )
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    finally:
+        if dispatcher is not None:
+            dispatcher.stop(timeout=2.0)
+            dispatcher.ctx.shutdown()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Runs a dispatcher until SIGINT/SIGTERM."""
+    import threading
+
+    from service.redis_conn import connect
+
+    settings = _settings(args)
+    r = connect(settings)
+    r.ping()
+    dispatcher = _start_dispatcher(settings, r, args)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        while not done.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    dispatcher.stop(timeout=2.0)
+    dispatcher.ctx.shutdown()
+    print("worker stopped", file=sys.stderr)
+    return 0

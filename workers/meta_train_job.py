@@ -1,0 +1,207 @@
+"""Runs a ``meta_train`` job through Ray Tune: its trial checkpoints, reports and restarts.
+
+The trial function meta-trains with :func:`atnas.pipeline.meta_train`, reporting metrics every
+few seconds and a Tune checkpoint whenever the run's own checkpoint file changes. If the trial
+dies, Tune restarts it from the last checkpoint (``FailureConfig``); if the whole worker dies,
+the re-queued job resumes from the checkpoint left in its work folder. A Tune callback writes
+progress into the job store; a Tune stopper ends the trial when the user cancels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from atnas import pipeline
+from atnas.errors import AtnasError, Cancelled
+from atnas.metatrain import MetaState
+from atnas.metatrain import Progress as MetaProgress
+from service.jobs import JobRecord
+from service.schemas import MetaTrainSpec
+from workers.context import WorkerContext
+from workers.progress import JobProgress
+from workers.runtime import cluster_gpus
+from workers.specs import image_config, meta_train_overrides
+
+log = logging.getLogger(__name__)
+CHECKPOINT = "supernet.pt"
+REPORT_EVERY_S = 2.0
+
+
+def train_trial(config: dict[str, Any]) -> None:
+    """The Tune trial: meta-train, resuming from Tune's checkpoint when restarted."""
+    spec = MetaTrainSpec.model_validate(config["spec"])
+    work = Path(config["work_dir"])
+    work.mkdir(parents=True, exist_ok=True)
+    local = work / CHECKPOINT
+    restored = tune.get_checkpoint()
+    if restored is not None:
+        with restored.as_directory() as d:
+            shutil.copy2(Path(d) / CHECKPOINT, local)
+    images = pipeline.load_meta_images(
+        config["paths"], image_config(spec), spec.include, spec.exclude
+    )
+    state = {"last": 0.0, "mtime": local.stat().st_mtime if local.exists() else 0.0}
+
+    def report(p: MetaProgress, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - state["last"] < REPORT_EVERY_S:
+            return
+        state["last"] = now
+        metrics = {
+            "iteration": p.iteration,
+            "elapsed": p.elapsed,
+            "loss": p.loss,
+            "acc": p.acc,
+            "best_fitness": p.best_fitness if p.best_fitness is not None else -1.0,
+            "best_encode": p.population[0].encode.key() if p.population else "",
+            "budget_seconds": p.budget_seconds or 0.0,
+            "total": p.total or 0,
+            "final": final,
+        }
+        mtime = local.stat().st_mtime if local.exists() else 0.0
+        if final or mtime != state["mtime"]:
+            state["mtime"] = mtime
+            with tempfile.TemporaryDirectory() as d:
+                shutil.copy2(local, Path(d) / CHECKPOINT)
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+        else:
+            tune.report(metrics)
+
+    meta = pipeline.meta_train(
+        images,
+        spec.preset,
+        checkpoint_path=local,
+        resume=True,
+        on_progress=report,
+        **meta_train_overrides(spec),
+    )
+    best = meta.ranked()[0]
+    report(
+        MetaProgress(
+            meta.iteration,
+            meta.config.iterations,
+            meta.elapsed,
+            meta.config.budget_seconds,
+            meta.curve[-1]["loss"] if meta.curve else 0.0,
+            meta.curve[-1]["acc"] if meta.curve else 0.0,
+            best.fitness,
+            meta.ranked(),
+        ),
+        final=True,
+    )
+
+
+class _ProgressCallback(tune.Callback):
+    """Copies each trial result into the job's progress (runs in the driver)."""
+
+    def __init__(self, progress: JobProgress) -> None:
+        self.progress = progress
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
+        with contextlib.suppress(Cancelled):  # the stopper ends the trial
+            self.progress.report(
+                "meta_train",
+                step=int(result.get("iteration", 0)),
+                total=int(result["total"]) or None,
+                best_fitness=(
+                    None if result.get("best_fitness", -1.0) < 0 else float(result["best_fitness"])
+                ),
+                message=f"loss {result.get('loss', 0):.3f}, acc {result.get('acc', 0):.3f}",
+                extra={
+                    k: result[k]
+                    for k in ("loss", "acc", "best_encode", "budget_seconds")
+                    if k in result
+                },
+            )
+
+
+class _CancelStopper(tune.Stopper):
+    """Stops the trial once the user cancels the job."""
+
+    def __init__(self, progress: JobProgress) -> None:
+        self.progress = progress
+        self.cancelled = False
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        try:
+            self.progress.check_cancel()
+        except Cancelled:
+            self.cancelled = True
+        return self.cancelled
+
+    def stop_all(self) -> bool:
+        return self.cancelled
+
+
+def run_meta_train(ctx: WorkerContext, job: JobRecord, cpus: float = 1.0) -> dict[str, Any]:
+    """Runs the job's Tune experiment; stores supernet.pt and meta.json as artifacts."""
+    spec = job.spec
+    assert isinstance(spec, MetaTrainSpec)
+    progress = JobProgress(ctx.jobs, job.id)
+    progress.report("loading", message="reading datasets", force=True)
+    paths = [str(ctx.datasets.path(d)) for d in spec.datasets]
+    work = ctx.work_dir(job.id)
+    stopper = _CancelStopper(progress)
+    resources = {"cpu": cpus, "gpu": 1 if cluster_gpus() else 0}
+    tuner = tune.Tuner(
+        tune.with_resources(train_trial, resources),
+        param_space={"spec": spec.model_dump(mode="json"), "paths": paths, "work_dir": str(work)},
+        run_config=tune.RunConfig(
+            name=f"meta_train-{job.id}",
+            storage_path=str((ctx.settings.data_dir / "tune").resolve()),
+            failure_config=tune.FailureConfig(max_failures=2),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            stop=stopper,
+            callbacks=[_ProgressCallback(progress)],
+            verbose=0,
+        ),
+    )
+    grid = tuner.fit()
+    if stopper.cancelled:
+        raise Cancelled(f"job {job.id} was cancelled")
+    result = grid[0]
+    if result.error is not None:
+        raise AtnasError(_trial_error(result.error))
+    if result.checkpoint is None:
+        raise AtnasError("meta-training ended without a checkpoint")
+    progress.report("export", force=True)
+    with result.checkpoint.as_directory() as d:
+        state, _ = MetaState.load(Path(d) / CHECKPOINT)
+        info = ctx.artifacts.put_file(job.id, CHECKPOINT, Path(d) / CHECKPOINT)
+    report = state.report()
+    meta = ctx.artifacts.put_bytes(job.id, "meta.json", json.dumps(report, indent=2).encode())
+    best = state.ranked()[0]
+    return {
+        "iterations": state.iteration,
+        "elapsed_seconds": state.elapsed,
+        "iterations_per_second": report["iterations_per_second"],
+        "best_encode": best.encode.to_json(),
+        "best_architecture": best.encode.key(),
+        "best_fitness": best.fitness,
+        "population": len(state.population),
+        "way": spec.way,
+        "shot": spec.shot,
+        "artifacts": [info.name, meta.name],
+    }
+
+
+def _trial_error(error: BaseException) -> str:
+    """The user-facing message of a trial's failure (a typed atnas error when there is one)."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, AtnasError):
+            return str(cause)
+        cause = cause.__cause__
+    text = str(error).strip().splitlines()
+    return text[-1] if text else type(error).__name__

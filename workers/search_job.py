@@ -1,0 +1,94 @@
+"""Runs a ``search`` job: fetch the shared supernet, evolve on Ray evaluators, adapt, export."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import ray
+
+from atnas import pipeline
+from atnas.data import load_task
+from atnas.fitness import Evaluator, Split
+from atnas.learner import InnerConfig
+from atnas.metatrain import Member, MetaState, MetaTrainConfig
+from atnas.search import Generation
+from atnas.space import Encode, SearchSpace
+from service.jobs import JobRecord
+from service.schemas import SearchSpec
+from workers.context import WorkerContext
+from workers.holder import Blob, supernet_from_blob
+from workers.progress import JobProgress
+from workers.specs import search_config
+
+log = logging.getLogger(__name__)
+_states: OrderedDict[str, MetaState] = OrderedDict()
+SUPERNET_ARTIFACT = "supernet.pt"
+
+
+def _state_from_blob(supernet_id: str, blob_ref: ray.ObjectRef[Any]) -> MetaState:
+    """The driver's own MetaState view of a held supernet (cached; built once per id)."""
+    if supernet_id not in _states:
+        blob: Blob = ray.get(blob_ref)
+        net = supernet_from_blob(blob, pipeline.default_device())
+        _states[supernet_id] = MetaState(
+            SearchSpace.from_json(blob["space"]),
+            MetaTrainConfig.from_json(blob["config"]),
+            net,
+            [Member(Encode.from_json(e), f) for e, f in blob["population"]],
+        )
+        if len(_states) > 4:
+            _states.popitem(last=False)
+    return _states[supernet_id]
+
+
+def run_search(ctx: WorkerContext, job: JobRecord) -> dict[str, Any]:
+    """Runs the job to completion; returns the result summary (artifacts already stored)."""
+    spec = job.spec
+    assert isinstance(spec, SearchSpec)
+    progress = JobProgress(ctx.jobs, job.id)
+    progress.report("loading", message="fetching the supernet and the task", force=True)
+    path = ctx.artifacts.path(spec.supernet, SUPERNET_ARTIFACT)
+    blob_ref = ray.get(ctx.holder.get.remote(spec.supernet, str(path)))[0]
+    state = _state_from_blob(spec.supernet, blob_ref)
+    task = load_task(ctx.datasets.path(spec.dataset), pipeline.task_image_config(state))
+    cfg = search_config(spec)
+    pool = ctx.pool
+
+    def make_evaluator(splits: Sequence[Split], n_way: int, inner: InnerConfig) -> Evaluator:
+        return pool.evaluator(spec.supernet, blob_ref, splits, n_way, inner)
+
+    def on_generation(g: Generation) -> None:
+        progress.report(
+            "search",
+            step=g.generation,
+            total=cfg.generations,
+            best_fitness=g.best,
+            message=f"best {g.best_encode}",
+            extra={"evaluations": g.evaluations},
+            force=True,
+        )
+
+    progress.report("search", step=0, total=cfg.generations, force=True)
+    outcome = pipeline.search_task(
+        state, task, cfg, make_evaluator=make_evaluator, on_generation=on_generation
+    )
+    progress.report("export", force=True)
+    out = ctx.work_dir(job.id) / "export"
+    files = pipeline.export_outcome(out, state, outcome)
+    infos = [ctx.artifacts.put_file(job.id, name, p) for name, p in files.items()]
+    r = outcome.result
+    return {
+        "encode": r.encode.to_json(),
+        "architecture": r.encode.key(),
+        "support_acc": r.support_acc,
+        "query_acc": outcome.query_acc,
+        "fitness": r.fitness.value,
+        "evaluations": r.evaluations,
+        "search_seconds": r.search_seconds,
+        "adapt_seconds": r.adapt_seconds,
+        "classes": outcome.classes,
+        "artifacts": [i.name for i in infos],
+    }
