@@ -1,0 +1,220 @@
+"""Meta-training: iterations and budgets, evolution, checkpoints, resume, progress, cancel."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from atnas.errors import Cancelled, CheckpointError, ConfigError, EncodeError
+from atnas.learner import InnerConfig
+from atnas.meta import MetaAlgorithm
+from atnas.metatrain import MetaState, MetaTrainConfig, MetaTrainer, Progress
+from atnas.space import Encode, SearchSpace
+from atnas.tasks import TaskSampler
+from tests.atnas.conftest import synthetic_images
+
+SPACE = SearchSpace(num_layers=3, widths=(4, 8))
+CFG = MetaTrainConfig(
+    way=3,
+    shot=1,
+    query=2,
+    rotations=False,
+    image_size=8,
+    inner=InnerConfig(steps=1, lr=0.2),
+    meta_batch=2,
+    population=3,
+    offspring=2,
+    ea_every=2,
+    ea_tasks=1,
+    explore=0.5,
+    budget_seconds=None,
+    iterations=6,
+    checkpoint_every=3,
+    seed=0,
+)
+
+
+def _samplers() -> tuple[TaskSampler, TaskSampler]:
+    train = TaskSampler(synthetic_images(6, 4, size=8, seed=0), 3, 1, 2)
+    fitness = TaskSampler(synthetic_images(4, 4, size=8, seed=1), 3, 1, 2)
+    return train, fitness
+
+
+def _trainer(cfg: MetaTrainConfig = CFG) -> MetaTrainer:
+    return MetaTrainer(SPACE, cfg, *_samplers())
+
+
+def _assert_same_state(a: MetaState, b: MetaState, exact: bool = False) -> None:
+    sa, sb = a.supernet.state_dict(), b.supernet.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        if exact:
+            assert torch.equal(sa[k], sb[k]), k
+        else:
+            assert torch.allclose(sa[k], sb[k], atol=1e-6, rtol=1e-5), k
+    assert [(m.encode, m.fitness) for m in a.population] == [
+        (m.encode, m.fitness) for m in b.population
+    ]
+    assert a.iteration == b.iteration
+    assert a.ea_history == b.ea_history
+    assert [c["iteration"] for c in a.curve] == [c["iteration"] for c in b.curve]
+    for key in ("loss", "acc"):
+        assert [c[key] for c in a.curve] == pytest.approx([c[key] for c in b.curve], rel=1e-5)
+
+
+def test_run_counts_iterations_evolves_and_records() -> None:
+    seen: list[Progress] = []
+    trainer = _trainer()
+    before = {k: v.clone() for k, v in trainer.state.supernet.state_dict().items()}
+    state = trainer.run(on_progress=seen.append)
+    assert state.iteration == 6
+    assert [p.iteration for p in seen] == [1, 2, 3, 4, 5, 6]
+    assert all(p.total == 6 and p.phase == "meta_train" for p in seen)
+    assert all(0.0 <= p.acc <= 1.0 and p.loss > 0 for p in seen)
+    assert seen[0].best_fitness is None and seen[1].best_fitness is not None  # first EA at 2
+    assert [h["iteration"] for h in state.ea_history] == [2, 4, 6]
+    assert len(state.population) == 3 == len({m.encode for m in state.population})
+    assert all(SPACE.is_valid(m.encode) and m.fitness is not None for m in state.population)
+    fits = [m.fitness for m in state.population]
+    assert fits == sorted(fits, reverse=True)
+    assert state.best_encode() == state.population[0].encode
+    assert [c["iteration"] for c in state.curve] == list(range(1, 7))
+    changed = [k for k, v in state.supernet.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed  # the weights learned something
+
+
+def test_same_seed_same_run() -> None:
+    _assert_same_state(_trainer().run(), _trainer().run(), exact=True)
+
+
+def test_checkpoint_round_trip(tmp_path: Path) -> None:
+    ckpt = tmp_path / "run" / "meta.pt"
+    state = _trainer().run(checkpoint_path=ckpt)
+    loaded, extra = MetaState.load(ckpt)
+    _assert_same_state(state, loaded, exact=True)
+    assert loaded.space == SPACE and loaded.config == CFG
+    assert loaded.elapsed == pytest.approx(state.elapsed)
+    assert {"optimizer", "rng"} <= set(extra)
+    assert not [p for p in ckpt.parent.iterdir() if p.name != "meta.pt"]  # no temp files left
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: run() ranks an unscored population after its final checkpoint is written",
+)
+def test_checkpoint_matches_the_returned_state_when_no_ea_round_ran(tmp_path: Path) -> None:
+    ckpt = tmp_path / "meta.pt"
+    state = _trainer(dataclasses.replace(CFG, iterations=3, ea_every=50)).run(checkpoint_path=ckpt)
+    loaded, _ = MetaState.load(ckpt)
+    assert [(m.encode, m.fitness) for m in loaded.population] == [
+        (m.encode, m.fitness) for m in state.population
+    ]
+
+
+def test_resume_continues_the_same_run(tmp_path: Path) -> None:
+    straight = _trainer().run()
+    ckpt = tmp_path / "meta.pt"
+    half = _trainer(dataclasses.replace(CFG, iterations=3)).run(checkpoint_path=ckpt)
+    assert half.iteration == 3
+    resumed = MetaTrainer.resume(ckpt, CFG, *_samplers())
+    assert resumed.state.iteration == 3
+    final = resumed.run(checkpoint_path=ckpt)
+    _assert_same_state(straight, final)
+    _assert_same_state(final, MetaState.load(ckpt)[0], exact=True)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"meta_lr": 0.01}, {"way": 2}, {"seed": 1}, {"algorithm": MetaAlgorithm.REPTILE}],
+    ids=lambda c: next(iter(c)),
+)
+def test_resume_with_other_settings_is_refused(tmp_path: Path, change: dict) -> None:
+    ckpt = tmp_path / "meta.pt"
+    _trainer(dataclasses.replace(CFG, iterations=1)).run(checkpoint_path=ckpt)
+    with pytest.raises(CheckpointError, match="other settings"):
+        MetaTrainer.resume(ckpt, dataclasses.replace(CFG, **change), *_samplers())
+    # budgets may change
+    ok = dataclasses.replace(CFG, iterations=9, budget_seconds=100.0, checkpoint_every=7)
+    assert MetaTrainer.resume(ckpt, ok, *_samplers()).config == ok
+
+
+def test_progress_callback_can_cancel_and_a_checkpoint_is_written(tmp_path: Path) -> None:
+    ckpt = tmp_path / "meta.pt"
+    seen: list[int] = []
+
+    def stop_at_two(p: Progress) -> None:
+        seen.append(p.iteration)
+        if p.iteration == 2:
+            raise Cancelled("stop")
+
+    cfg = dataclasses.replace(CFG, iterations=50, checkpoint_every=100)
+    with pytest.raises(Cancelled):
+        _trainer(cfg).run(on_progress=stop_at_two, checkpoint_path=ckpt)
+    assert seen == [1, 2]
+    state, _ = MetaState.load(ckpt)
+    assert state.iteration == 2 and len(state.curve) == 2
+    # and the cancelled run can be resumed
+    resumed = MetaTrainer.resume(ckpt, dataclasses.replace(cfg, iterations=3), *_samplers())
+    assert resumed.run().iteration == 3
+
+
+def test_wall_clock_budget_stops_the_run() -> None:
+    cfg = dataclasses.replace(CFG, iterations=None, budget_seconds=1e-3)
+    state = _trainer(cfg).run()
+    assert 1 <= state.iteration <= 3
+    assert state.elapsed >= 1e-3
+
+
+def test_a_run_too_short_for_an_ea_round_still_ranks_its_population() -> None:
+    state = _trainer(dataclasses.replace(CFG, iterations=1, ea_every=50)).run()
+    assert all(m.fitness is not None for m in state.population)
+
+
+@pytest.mark.parametrize("algorithm", list(MetaAlgorithm))
+def test_every_meta_algorithm_trains(algorithm: MetaAlgorithm) -> None:
+    state = _trainer(dataclasses.replace(CFG, iterations=2, algorithm=algorithm)).run()
+    assert state.iteration == 2
+    assert all(torch.isfinite(v).all() for v in state.supernet.state_dict().values())
+
+
+def test_fixed_encode_baseline_does_not_evolve() -> None:
+    conv = SPACE.conv4()
+    cfg = dataclasses.replace(CFG, fixed_encode=conv, iterations=3)
+    state = MetaTrainer(SPACE, cfg, _samplers()[0], None).run()
+    assert [m.encode for m in state.population] == [conv]
+    assert state.ea_history == [] and state.best_encode() == conv
+    with pytest.raises(EncodeError):
+        bad = dataclasses.replace(CFG, fixed_encode=Encode.of(("identity", 4)))
+        MetaTrainer(SPACE, bad, _samplers()[0], None)
+
+
+def test_evolution_needs_a_fitness_sampler() -> None:
+    with pytest.raises(ConfigError, match="fitness"):
+        MetaTrainer(SPACE, CFG, _samplers()[0], None)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"budget_seconds": None, "iterations": None},
+        {"budget_seconds": 0.0},
+        {"iterations": 0},
+        {"meta_batch": 0},
+        {"population": 0},
+        {"explore": 1.5},
+    ],
+)
+def test_bad_meta_train_config(kwargs: dict) -> None:
+    with pytest.raises(ConfigError):
+        dataclasses.replace(CFG, **kwargs)
+
+
+def test_config_json_round_trip() -> None:
+    cfg = dataclasses.replace(CFG, fixed_encode=SPACE.conv4(), algorithm=MetaAlgorithm.MAML)
+    import json
+
+    assert MetaTrainConfig.from_json(json.loads(json.dumps(cfg.to_json()))) == cfg
+    assert "iterations" not in cfg.run_identity() and "meta_lr" in cfg.run_identity()
