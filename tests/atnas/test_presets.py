@@ -1,0 +1,75 @@
+"""Presets exist, fit together, and the ``paper`` preset runs on a CPU (tiny overrides)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from atnas import pipeline
+from atnas.errors import ConfigError
+from atnas.learner import InnerConfig
+from atnas.presets import PRESETS, get_preset
+from atnas.search import SearchConfig
+from tests.atnas.conftest import synthetic_images, synthetic_task
+
+
+@pytest.mark.parametrize("name", ["tiny", "default", "paper"])
+def test_preset_exists_and_is_consistent(name: str) -> None:
+    p = get_preset(name)
+    assert p.name == name and PRESETS[name] is p
+    assert 3 <= p.space.num_layers <= 6
+    assert len(p.space.ops) >= 6
+    assert p.space.conv4() in {p.space.conv4()}  # Conv-4 is a point of every preset's space
+    assert p.search.seed_top <= p.search.population
+    assert 0.0 < p.fitness_fraction < 1.0
+    assert p.meta.fixed_encode is None
+
+
+def test_paper_preset_is_bigger_than_default() -> None:
+    paper, default = get_preset("paper"), get_preset("default")
+    assert paper.space.max_width > default.space.max_width
+    assert (paper.meta.budget_seconds or 0) > (default.meta.budget_seconds or 0)
+
+
+def test_get_preset_for_rgb_and_unknown_name() -> None:
+    assert get_preset("tiny", channels=3).space.in_channels == 3
+    assert get_preset("tiny").space.in_channels == 1
+    with pytest.raises(ConfigError, match="unknown preset"):
+        get_preset("huge")
+
+
+def test_paper_preset_smoke_on_cpu() -> None:
+    images = synthetic_images(16, 3, size=12, seed=0)
+    state = pipeline.meta_train(
+        images,
+        "paper",
+        iterations=1,
+        budget_seconds=None,
+        meta_batch=2,
+        query=1,
+        population=2,
+        offspring=1,
+        ea_tasks=1,
+        image_size=12,
+        inner=InnerConfig(steps=1, lr=0.1),
+        device=torch.device("cpu"),
+    )
+    assert state.iteration == 1
+    assert state.space == get_preset("paper").space
+    assert all(m.fitness is not None for m in state.population)
+    cfg: SearchConfig = dataclasses.replace(
+        get_preset("paper").search,
+        population=2,
+        generations=1,
+        seed_top=1,
+        views=1,
+        folds=1,
+        inner=InnerConfig(steps=1, lr=0.1),
+        final_inner=InnerConfig(steps=1, lr=0.1),
+    )
+    task = synthetic_task(way=5, shot=1, query=1, size=12)
+    outcome = pipeline.search_task(state, task, cfg, device=torch.device("cpu"))
+    assert state.space.is_valid(outcome.result.encode)
+    assert outcome.query_acc is not None
