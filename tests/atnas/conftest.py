@@ -1,4 +1,4 @@
-"""Fixtures of the atnas library tests: tiny spaces, synthetic image sets, image folders, Omniglot."""
+"""Fixtures of the atnas tests: tiny spaces, synthetic image sets, image files, Omniglot."""
 
 from __future__ import annotations
 

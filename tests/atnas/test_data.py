@@ -172,7 +172,7 @@ def test_split_holds_out_whole_classes_deterministically(tmp_path: Path) -> None
     rest, held = s.split(0.3, seed=1)
     assert len(held.names) == 3 and len(rest.names) == 7
     assert not set(rest.names) & set(held.names)
-    rest2, held2 = s.split(0.3, seed=1)
+    _rest2, held2 = s.split(0.3, seed=1)
     assert held2.names == held.names and np.array_equal(held2.images, held.images)
     assert (
         s.split(0.3, seed=2)[1].names != held.names or s.split(0.3, seed=3)[1].names != held.names

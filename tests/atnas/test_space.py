@@ -20,7 +20,7 @@ def test_default_space_has_at_least_six_registered_ops_and_identity() -> None:
 
 
 def test_conv4_constant_is_four_conv3x3_at_64() -> None:
-    assert CONV4 == Encode.of(*[("conv3x3", 64)] * 4)
+    assert Encode.of(*[("conv3x3", 64)] * 4) == CONV4
     assert SearchSpace().conv4() == CONV4
     assert SearchSpace().is_valid(CONV4)
     small = SearchSpace(num_layers=3, widths=(8, 16))
