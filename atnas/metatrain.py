@@ -48,10 +48,10 @@ class MetaTrainConfig:
     inner: InnerConfig = InnerConfig()  # noqa: RUF009 (frozen value)
     meta_lr: float = 1e-3
     meta_batch: int = 8
-    population: int = 16
+    population: int = 12
     offspring: int = 8
     ea_every: int = 50
-    ea_tasks: int = 8
+    ea_tasks: int = 4
     explore: float = 0.25
     fixed_encode: Encode | None = None
     budget_seconds: float | None = 600.0

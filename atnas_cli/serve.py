@@ -64,7 +64,9 @@ def _settings(args: argparse.Namespace) -> Any:
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
-    return Settings(**overrides)
+    settings = Settings(**overrides)
+    # Ray workers and Tune trials run in other working directories: make the path absolute.
+    return settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
 
 
 def _start_dispatcher(settings: Any, r: Any, args: argparse.Namespace) -> Any:

@@ -7,7 +7,11 @@ Tifinagh): mean accuracy with a 95% confidence interval and adaptation time per 
 5-way 1-shot, 5-way 5-shot and 20-way 1-shot. Also runs "search from scratch" (the same EA and
 number of candidates, every candidate trained from random initialisation on the support set).
 
-    python benchmarks/algorithm.py                       # the full run (2 x 20 min + evaluation)
+The work is split into parts that run as subprocesses, two at a time, one torch thread each:
+the two meta-trainings run side by side, so both get the same machine for the same wall-clock
+budget. Then the evaluation parts (one per setting, plus scratch) run two at a time.
+
+    python benchmarks/algorithm.py                       # the full run (20 min budgets, 600 tasks)
     python benchmarks/algorithm.py --meta-minutes 1 --tasks 20 --search-tasks 10 --scratch-tasks 2
 
 Writes benchmarks/out/algorithm.json and prints a Markdown table for docs/benchmarks.md.
@@ -21,23 +25,26 @@ import json
 import logging
 import os
 import platform
+import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from atnas import pipeline
-from atnas.evaluate import Method, Summary, evaluate
+from atnas.evaluate import Method, evaluate
 from atnas.learner import InnerConfig
 from atnas.metatrain import MetaState, Progress
 from atnas.search import SearchConfig
+from atnas.space import SearchSpace
 from atnas.tasks import TaskSampler
 
 ROOT = Path(__file__).resolve().parents[1]
 META_VAL = ["Armenian", "Bengali", "Hebrew", "Korean", "Tifinagh"]
-SETTINGS = [(5, 1), (5, 5), (20, 1)]
+SETTINGS = {"5w1s": (5, 1), "5w5s": (5, 5), "20w1s": (20, 1)}
 log = logging.getLogger("bench")
 
 
@@ -46,8 +53,14 @@ def default_dataset() -> Path:
     return base / "omniglot" / "images_background.zip"
 
 
-def meta_train(images: Any, budget: float, fixed: bool, seed: int) -> MetaState:
-    label = "conv4" if fixed else "atnas"
+def load(args: argparse.Namespace) -> tuple[Any, Any]:
+    images = pipeline.load_meta_images([args.data])
+    return images.select(exclude=META_VAL), images.select(include=META_VAL)
+
+
+def part_meta(args: argparse.Namespace, name: str) -> dict[str, Any]:
+    """Meta-trains AT-NAS or the Conv-4 baseline for the budget; saves the state."""
+    train, _ = load(args)
     last = [0.0]
 
     def progress(p: Progress) -> None:
@@ -55,7 +68,7 @@ def meta_train(images: Any, budget: float, fixed: bool, seed: int) -> MetaState:
             last[0] = p.elapsed
             log.info(
                 "%s: it %d, %.0fs, loss %.3f, acc %.3f, best fitness %s",
-                label,
+                name,
                 p.iteration,
                 p.elapsed,
                 p.loss,
@@ -63,32 +76,132 @@ def meta_train(images: Any, budget: float, fixed: bool, seed: int) -> MetaState:
                 p.best_fitness,
             )
 
-    extra: dict[str, Any] = {}
-    if fixed:
-        from atnas.space import SearchSpace
-
-        extra["fixed_encode"] = SearchSpace().conv4()
+    extra: dict[str, Any] = {"fixed_encode": SearchSpace().conv4()} if name == "conv4" else {}
     state = pipeline.meta_train(
-        images,
+        train,
         "default",
-        budget_seconds=budget,
+        budget_seconds=args.meta_minutes * 60,
         iterations=None,
-        seed=seed,
+        seed=args.seed,
         on_progress=progress,
         **extra,
     )
-    log.info(
-        "%s: %d iterations in %.0fs (%.2f it/s)",
-        label,
-        state.iteration,
-        state.elapsed,
-        state.iteration / state.elapsed,
+    state.save(args.workdir / f"{name}.pt")
+    return {
+        "iterations": state.iteration,
+        "seconds": state.elapsed,
+        "iterations_per_second": state.iteration / state.elapsed,
+        "best_encode": state.best_encode().key(),
+        "population": [(m.encode.key(), m.fitness) for m in state.ranked()],
+        "ea_history": state.ea_history,
+    }
+
+
+def part_eval(args: argparse.Namespace, key: str) -> dict[str, Any]:
+    """Evaluates every method on one setting's tasks (the same tasks for every method)."""
+    _, val = load(args)
+    states = {n: MetaState.load(args.workdir / f"{n}.pt")[0] for n in ("atnas", "conv4")}
+    way, shot = SETTINGS[key]
+    sampler = TaskSampler(val, way, shot, 15)
+    cfg = SearchConfig()
+    plan = [
+        ("conv4", "conv4", Method.FIXED, args.tasks),
+        ("meta_best", "atnas", Method.META_BEST, args.tasks),
+        ("random", "atnas", Method.RANDOM, args.tasks),
+        ("atnas", "atnas", Method.ATNAS, args.search_tasks),
+    ]
+    res = {}
+    for label, st, method, n in plan:
+        t0 = time.perf_counter()
+        s = evaluate(states[st], sampler, n, method, cfg, seed=args.seed + 1000)
+        res[label] = s.to_json()
+        if method is Method.ATNAS:
+            res[label]["candidate_evaluations_per_second"] = (
+                s.mean_evaluations * n / (time.perf_counter() - t0)
+            )
+        log.info(
+            "%s %s: %.4f ± %.4f (%d tasks), median %.2fs p95 %.2fs",
+            key,
+            label,
+            s.mean_acc,
+            s.ci95,
+            n,
+            s.median_seconds,
+            s.p95_seconds,
+        )
+    return res
+
+
+def part_scratch(args: argparse.Namespace) -> dict[str, Any]:
+    """Search from scratch vs AT-NAS search on the same 5-way 5-shot tasks."""
+    _, val = load(args)
+    state, _ = MetaState.load(args.workdir / "atnas.pt")
+    sampler = TaskSampler(val, 5, 5, 15)
+    cfg = SearchConfig()
+    scratch = evaluate(
+        state,
+        sampler,
+        args.scratch_tasks,
+        Method.SCRATCH,
+        cfg,
+        seed=args.seed + 2000,
+        scratch_inner=InnerConfig(args.scratch_steps, 0.1),
     )
-    return state
+    paired = evaluate(state, sampler, args.scratch_tasks, Method.ATNAS, cfg, seed=args.seed + 2000)
+    log.info(
+        "scratch: %.4f in %.1fs median; atnas: %.4f in %.2fs median",
+        scratch.mean_acc,
+        scratch.median_seconds,
+        paired.mean_acc,
+        paired.median_seconds,
+    )
+    return {
+        "scratch": scratch.to_json(),
+        "atnas_same_tasks": paired.to_json(),
+        "scratch_steps": args.scratch_steps,
+        "speedup_median": scratch.median_seconds / paired.median_seconds,
+    }
 
 
-def row(s: Summary) -> dict[str, Any]:
-    return s.to_json()
+def run_part(args: argparse.Namespace) -> int:
+    torch.set_num_threads(1)
+    name = args.part
+    if name.startswith("meta:"):
+        out = part_meta(args, name.split(":", 1)[1])
+    elif name.startswith("eval:"):
+        out = part_eval(args, name.split(":", 1)[1])
+    else:
+        out = part_scratch(args)
+    (args.workdir / f"{name.replace(':', '_')}.json").write_text(json.dumps(out, indent=2))
+    return 0
+
+
+def spawn(args: argparse.Namespace, part: str) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--part",
+        part,
+        "--data",
+        str(args.data),
+        "--workdir",
+        str(args.workdir),
+        "--meta-minutes",
+        str(args.meta_minutes),
+        "--tasks",
+        str(args.tasks),
+        "--search-tasks",
+        str(args.search_tasks),
+        "--scratch-tasks",
+        str(args.scratch_tasks),
+        "--scratch-steps",
+        str(args.scratch_steps),
+        "--seed",
+        str(args.seed),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    subprocess.run(cmd, check=True, env=env)
+    return json.loads((args.workdir / f"{part.replace(':', '_')}.json").read_text())
 
 
 def main() -> int:
@@ -96,120 +209,64 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--data", type=Path, default=default_dataset(), help="Omniglot background zip")
-    ap.add_argument(
-        "--meta-minutes", type=float, default=20.0, help="meta-training budget per method"
-    )
-    ap.add_argument("--tasks", type=int, default=600, help="tasks per setting for the baselines")
-    ap.add_argument(
-        "--search-tasks", type=int, default=600, help="tasks per setting for AT-NAS search"
-    )
-    ap.add_argument(
-        "--scratch-tasks", type=int, default=20, help="5-way 5-shot tasks for search from scratch"
-    )
-    ap.add_argument(
-        "--scratch-steps", type=int, default=100, help="SGD steps per candidate from scratch"
-    )
+    ap.add_argument("--meta-minutes", type=float, default=20.0, help="meta-training budget each")
+    ap.add_argument("--tasks", type=int, default=600, help="tasks per setting, baselines")
+    ap.add_argument("--search-tasks", type=int, default=600, help="tasks per setting, AT-NAS")
+    ap.add_argument("--scratch-tasks", type=int, default=20, help="5w5s tasks, from scratch")
+    ap.add_argument("--scratch-steps", type=int, default=100, help="SGD steps per candidate")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "out" / "algorithm")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "algorithm.json")
+    ap.add_argument("--part", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     if not args.data.is_file():
         print(
-            f"bench: error: dataset {args.data} not found (set --data or ATNAS_DATASETS)",
+            f"bench: error: dataset {args.data} not found (--data or ATNAS_DATASETS)",
             file=sys.stderr,
         )
         return 2
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    if args.part:
+        return run_part(args)
     started = time.time()
-    images = pipeline.load_meta_images([args.data])
-    train = images.select(exclude=META_VAL)
-    val = images.select(include=META_VAL)
-    budget = args.meta_minutes * 60
+    with ThreadPoolExecutor(2) as pool:
+        metas = list(pool.map(lambda p: spawn(args, p), ["meta:atnas", "meta:conv4"]))
+        evals = list(
+            pool.map(lambda p: spawn(args, p), ["eval:5w1s", "eval:5w5s", "eval:20w1s", "scratch"])
+        )
     report: dict[str, Any] = {
         "date": dt.date.today().isoformat(),
         "command": "python " + " ".join(sys.argv),
         "machine": {
             "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
             "platform": platform.platform(),
             "torch": torch.__version__,
-            "device": str(pipeline.default_device()),
+            "device": "cpu",
+            "threads_per_part": 1,
+            "parts_at_once": 2,
         },
-        "meta_budget_seconds": budget,
-        "meta_train_classes": train.num_classes,
-        "meta_val_classes": val.num_classes,
+        "meta_budget_seconds": args.meta_minutes * 60,
+        "meta_atnas": metas[0],
+        "meta_conv4": metas[1],
+        "results": {
+            "5w1s": evals[0],
+            "5w5s": evals[1],
+            "20w1s": evals[2],
+            "scratch_5w5s": evals[3],
+        },
     }
-    states = {}
-    for name, fixed in (("atnas", False), ("conv4", True)):
-        st = meta_train(train, budget, fixed, args.seed)
-        states[name] = st
-        report[f"meta_{name}"] = {
-            "iterations": st.iteration,
-            "seconds": st.elapsed,
-            "iterations_per_second": st.iteration / st.elapsed,
-            "best_encode": st.best_encode().key(),
-            "population": [(m.encode.key(), m.fitness) for m in st.ranked()],
-        }
-    search_cfg = SearchConfig()
-    results: dict[str, Any] = {}
-    for way, shot in SETTINGS:
-        key = f"{way}w{shot}s"
-        sampler = TaskSampler(val, way, shot, 15)
-        res = {}
-        plan = [
-            ("conv4", states["conv4"], Method.FIXED, args.tasks),
-            ("meta_best", states["atnas"], Method.META_BEST, args.tasks),
-            ("random", states["atnas"], Method.RANDOM, args.tasks),
-            ("atnas", states["atnas"], Method.ATNAS, args.search_tasks),
-        ]
-        for label, st, method, n in plan:
-            t0 = time.perf_counter()
-            s = evaluate(st, sampler, n, method, search_cfg, seed=args.seed + 1000)
-            res[label] = row(s)
-            if method is Method.ATNAS:
-                evals = s.mean_evaluations * n
-                res[label]["candidate_evaluations_per_second"] = evals / (time.perf_counter() - t0)
-            log.info(
-                "%s %s: %.4f ± %.4f (%d tasks), median %.2fs p95 %.2fs",
-                key,
-                label,
-                s.mean_acc,
-                s.ci95,
-                n,
-                s.median_seconds,
-                s.p95_seconds,
-            )
-        results[key] = res
-    # Search from scratch vs AT-NAS on the same 5-way 5-shot tasks.
-    sampler = TaskSampler(val, 5, 5, 15)
-    scratch = evaluate(
-        states["atnas"],
-        sampler,
-        args.scratch_tasks,
-        Method.SCRATCH,
-        search_cfg,
-        seed=args.seed + 2000,
-        scratch_inner=InnerConfig(args.scratch_steps, 0.1),
-    )
-    paired = evaluate(
-        states["atnas"],
-        sampler,
-        args.scratch_tasks,
-        Method.ATNAS,
-        search_cfg,
-        seed=args.seed + 2000,
-    )
-    results["scratch_5w5s"] = {
-        "scratch": row(scratch),
-        "atnas_same_tasks": row(paired),
-        "speedup_median": scratch.median_seconds / paired.median_seconds,
-    }
-    r5 = results["5w1s"]
-    report["results"] = results
+    r = report["results"]
     report["targets"] = {
-        "atnas_minus_conv4_5w1s_points": 100 * (r5["atnas"]["mean_acc"] - r5["conv4"]["mean_acc"]),
-        "median_search_adapt_seconds_5w5s": results["5w5s"]["atnas"]["median_seconds"],
-        "speedup_vs_scratch": results["scratch_5w5s"]["speedup_median"],
-        "accuracy_atnas_minus_scratch_points": 100 * (paired.mean_acc - scratch.mean_acc),
+        "atnas_minus_conv4_5w1s_points": 100
+        * (r["5w1s"]["atnas"]["mean_acc"] - r["5w1s"]["conv4"]["mean_acc"]),
+        "median_search_adapt_seconds_5w5s": r["5w5s"]["atnas"]["median_seconds"],
+        "speedup_vs_scratch": r["scratch_5w5s"]["speedup_median"],
+        "accuracy_atnas_minus_scratch_points": 100
+        * (
+            r["scratch_5w5s"]["atnas_same_tasks"]["mean_acc"]
+            - r["scratch_5w5s"]["scratch"]["mean_acc"]
+        ),
     }
     report["total_seconds"] = time.time() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -219,30 +276,30 @@ def main() -> int:
 
 
 def markdown(r: dict[str, Any]) -> str:
+    a, c = r["meta_atnas"], r["meta_conv4"]
     lines = [
         f"Run {r['date']}: `{r['command']}` on {r['machine']['platform']}, "
-        f"{r['machine']['cpus']} CPUs, torch {r['machine']['torch']} ({r['machine']['device']}).",
+        f"{r['machine']['cpus']} CPUs, torch {r['machine']['torch']}, CPU only; "
+        "each part one torch thread, two parts at a time.",
         "",
-        f"Meta-training budget {r['meta_budget_seconds']:.0f}s each: AT-NAS "
-        f"{r['meta_atnas']['iterations']} iterations ({r['meta_atnas']['iterations_per_second']:.2f} it/s), "
-        f"Conv-4 {r['meta_conv4']['iterations']} iterations ({r['meta_conv4']['iterations_per_second']:.2f} it/s). "
-        f"Best meta-population encode: `{r['meta_atnas']['best_encode']}`.",
+        f"Meta-training budget {r['meta_budget_seconds']:.0f}s each (side by side): AT-NAS "
+        f"{a['iterations']} iterations ({a['iterations_per_second']:.2f} it/s), Conv-4 "
+        f"{c['iterations']} iterations ({c['iterations_per_second']:.2f} it/s). "
+        f"Best meta-population encode: `{a['best_encode']}`.",
         "",
-        "| setting | method | tasks | accuracy (95% CI) | median s/task | p95 s/task |",
+        "| setting | method | tasks | accuracy % (95% CI) | median s/task | p95 s/task |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for key in ("5w1s", "5w5s", "20w1s"):
-        for label, s in r["results"][key].items():
-            lines.append(
-                f"| {key} | {label} | {s['tasks']} | {100 * s['mean_acc']:.2f} ± {100 * s['ci95']:.2f} "
-                f"| {s['median_seconds']:.3f} | {s['p95_seconds']:.3f} |"
-            )
+    rows = [(k, lab, s) for k in SETTINGS for lab, s in r["results"][k].items()]
     sc = r["results"]["scratch_5w5s"]
-    for label in ("scratch", "atnas_same_tasks"):
-        s = sc[label]
+    rows += [
+        ("5w5s", "scratch", sc["scratch"]),
+        ("5w5s", "atnas (same tasks)", sc["atnas_same_tasks"]),
+    ]
+    for key, label, s in rows:
         lines.append(
-            f"| 5w5s | {label} | {s['tasks']} | {100 * s['mean_acc']:.2f} ± {100 * s['ci95']:.2f} "
-            f"| {s['median_seconds']:.3f} | {s['p95_seconds']:.3f} |"
+            f"| {key} | {label} | {s['tasks']} | {100 * s['mean_acc']:.2f} ± "
+            f"{100 * s['ci95']:.2f} | {s['median_seconds']:.3f} | {s['p95_seconds']:.3f} |"
         )
     lines += ["", "Targets: " + json.dumps(r["targets"])]
     return "\n".join(lines)

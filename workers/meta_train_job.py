@@ -100,11 +100,20 @@ def train_trial(config: dict[str, Any]) -> None:
     )
 
 
+# Tune pickles its callbacks and stopper with the experiment state, so they hold a job id
+# and find the (unpicklable) progress writer here, in the driver process.
+_PROGRESS: dict[str, JobProgress] = {}
+
+
 class _ProgressCallback(tune.Callback):
     """Copies each trial result into the job's progress (runs in the driver)."""
 
-    def __init__(self, progress: JobProgress) -> None:
-        self.progress = progress
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+
+    @property
+    def progress(self) -> JobProgress:
+        return _PROGRESS[self.job_id]
 
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
@@ -129,9 +138,13 @@ class _ProgressCallback(tune.Callback):
 class _CancelStopper(tune.Stopper):
     """Stops the trial once the user cancels the job."""
 
-    def __init__(self, progress: JobProgress) -> None:
-        self.progress = progress
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
         self.cancelled = False
+
+    @property
+    def progress(self) -> JobProgress:
+        return _PROGRESS[self.job_id]
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         try:
@@ -150,9 +163,11 @@ def run_meta_train(ctx: WorkerContext, job: JobRecord, cpus: float = 1.0) -> dic
     assert isinstance(spec, MetaTrainSpec)
     progress = JobProgress(ctx.jobs, job.id)
     progress.report("loading", message="reading datasets", force=True)
-    paths = [str(ctx.datasets.path(d)) for d in spec.datasets]
-    work = ctx.work_dir(job.id)
-    stopper = _CancelStopper(progress)
+    # Trials run in their own working directory: hand them absolute paths.
+    paths = [str(ctx.datasets.path(d).resolve()) for d in spec.datasets]
+    work = ctx.work_dir(job.id).resolve()
+    stopper = _CancelStopper(job.id)
+    _PROGRESS[job.id] = progress
     resources = {"cpu": cpus, "gpu": 1 if cluster_gpus() else 0}
     tuner = tune.Tuner(
         tune.with_resources(train_trial, resources),
@@ -163,11 +178,14 @@ def run_meta_train(ctx: WorkerContext, job: JobRecord, cpus: float = 1.0) -> dic
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             stop=stopper,
-            callbacks=[_ProgressCallback(progress)],
+            callbacks=[_ProgressCallback(job.id)],
             verbose=0,
         ),
     )
-    grid = tuner.fit()
+    try:
+        grid = tuner.fit()
+    finally:
+        _PROGRESS.pop(job.id, None)
     if stopper.cancelled:
         raise Cancelled(f"job {job.id} was cancelled")
     result = grid[0]
