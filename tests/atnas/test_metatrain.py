@@ -114,6 +114,7 @@ def test_checkpoint_matches_the_returned_state_when_no_ea_round_ran(tmp_path: Pa
     ]
 
 
+@pytest.mark.slow
 def test_resume_continues_the_same_run(tmp_path: Path) -> None:
     straight = _trainer().run()
     ckpt = tmp_path / "meta.pt"
