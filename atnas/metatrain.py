@@ -381,4 +381,6 @@ class MetaTrainer:
                 self.save(checkpoint_path)
         if cfg.fixed_encode is None and all(m.fitness is None for m in st.population):
             self.evolve()  # a run too short for one EA round still ranks its population
+            if checkpoint_path is not None:
+                self.save(checkpoint_path)
         return st

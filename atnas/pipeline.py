@@ -3,9 +3,9 @@
 >>> from atnas import pipeline                                       # doctest: +SKIP
 >>> images = pipeline.load_meta_images(["omniglot.zip"], exclude=["Korean"])
 >>> state = pipeline.meta_train(images, "default", budget_seconds=60)
->>> task = load_task("my_task.zip")
+>>> task = load_task("my_task.zip", pipeline.task_image_config(state))
 >>> outcome = pipeline.search_task(state, task)
->>> pipeline.export_outcome("out/", state, task, outcome, image_size=28)
+>>> pipeline.export_outcome("out/", state, outcome)
 """
 
 from __future__ import annotations
@@ -46,9 +46,10 @@ def load_meta_images(
     """
     if not paths:
         raise DatasetError("give at least one dataset")
+    if len(paths) == 1:  # filter while reading: excluded groups are never decoded
+        return load_images(paths[0], image, include, exclude)
     sets = [load_images(p, image) for p in paths]
-    merged = concat(sets) if len(sets) > 1 else sets[0]
-    return merged.select(include, exclude)
+    return concat(sets).select(include, exclude)
 
 
 def concat(sets: Sequence[ImageSet]) -> ImageSet:

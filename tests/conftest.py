@@ -126,3 +126,17 @@ class Zips:
 def zips() -> type[Zips]:
     """Helpers that build small dataset zips of PNGs."""
     return Zips
+
+
+@pytest.fixture(scope="session")
+def ray_address() -> Iterator[str]:
+    """One local Ray cluster for the whole test session (2 CPUs, no dashboard).
+
+    Ray picks its own ports; it never takes Redis's 6379. Services started by the tests join
+    this cluster through ``ATNAS_RAY_ADDRESS``.
+    """
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield str(ray.get_runtime_context().gcs_address)
+    ray.shutdown()

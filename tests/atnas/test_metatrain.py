@@ -101,10 +101,6 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     assert not [p for p in ckpt.parent.iterdir() if p.name != "meta.pt"]  # no temp files left
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: run() ranks an unscored population after its final checkpoint is written",
-)
 def test_checkpoint_matches_the_returned_state_when_no_ea_round_ran(tmp_path: Path) -> None:
     ckpt = tmp_path / "meta.pt"
     state = _trainer(dataclasses.replace(CFG, iterations=3, ea_every=50)).run(checkpoint_path=ckpt)

@@ -1,0 +1,47 @@
+"""Job specs map onto atnas configurations in one place."""
+
+from __future__ import annotations
+
+from atnas.meta import MetaAlgorithm
+from atnas.search import SearchConfig
+from service.schemas import MetaTrainSpec, SearchSpec
+from workers.specs import image_config, meta_train_overrides, search_config
+
+
+def test_meta_train_overrides_carry_every_setting() -> None:
+    spec = MetaTrainSpec(
+        datasets=["d"],
+        way=7,
+        shot=3,
+        query=4,
+        rotations=False,
+        algorithm="reptile",
+        budget_seconds=42,
+        iterations=9,
+        seed=5,
+        image_size=32,
+        channels=3,
+    )
+    o = meta_train_overrides(spec)
+    assert o == {
+        "way": 7,
+        "shot": 3,
+        "query": 4,
+        "rotations": False,
+        "image_size": 32,
+        "algorithm": MetaAlgorithm.REPTILE,
+        "budget_seconds": 42,
+        "iterations": 9,
+        "seed": 5,
+    }
+    img = image_config(spec)
+    assert (img.image_size, img.channels) == (32, 3)
+
+
+def test_search_config_keeps_defaults_and_applies_budget() -> None:
+    base = SearchConfig()
+    cfg = search_config(SearchSpec(supernet="s", dataset="d", budget_seconds=7, seed=3))
+    assert cfg.budget_seconds == 7 and cfg.seed == 3
+    assert cfg.population == base.population and cfg.generations == base.generations
+    small = search_config(SearchSpec(supernet="s", dataset="d", population=2, generations=1))
+    assert small.population == 2 and small.seed_top == 2 and small.generations == 1
