@@ -48,7 +48,12 @@ class MetaTrainSpec(BaseModel):
     exclude: list[str] | None = Field(default=None, description="top-level groups to drop")
     way: int = Field(default=5, ge=2, le=100)
     shot: int = Field(default=1, ge=1, le=50)
-    query: int = Field(default=15, ge=1, le=100)
+    query: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="query images per class in training tasks (default: the preset's, 5)",
+    )
     rotations: bool = Field(default=True, description="add 90/180/270° copies as new classes")
     algorithm: Literal["fomaml", "maml", "reptile"] = "fomaml"
     preset: Literal["tiny", "default", "paper"] = "default"

@@ -18,10 +18,9 @@ def image_config(spec: MetaTrainSpec) -> ImageConfig:
 
 def meta_train_overrides(spec: MetaTrainSpec) -> dict[str, Any]:
     """Keyword overrides of the preset's meta-training config for ``atnas.pipeline.meta_train``."""
-    return {
+    overrides: dict[str, Any] = {
         "way": spec.way,
         "shot": spec.shot,
-        "query": spec.query,
         "rotations": spec.rotations,
         "image_size": spec.image_size,
         "algorithm": MetaAlgorithm(spec.algorithm),
@@ -29,6 +28,9 @@ def meta_train_overrides(spec: MetaTrainSpec) -> dict[str, Any]:
         "iterations": spec.iterations,
         "seed": spec.seed,
     }
+    if spec.query is not None:
+        overrides["query"] = spec.query
+    return overrides
 
 
 def search_config(spec: SearchSpec, base: SearchConfig | None = None) -> SearchConfig:

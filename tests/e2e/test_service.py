@@ -1,0 +1,213 @@
+"""End to end over real HTTP: `atnas serve` as a subprocess, real Ray, real Redis (both kinds).
+
+Upload → meta-train (small budget) → search → poll → download model.ts → classify the task's
+query images with ``torch.jit.load`` and check the accuracy the service reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+import pytest
+import redis
+import torch
+
+from api.client import AtnasClient
+from atnas.data import ImageConfig, load_task
+from atnas.tasks import to_float
+from atnas_cli.demo import task_zip
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+TRAIN_ALPHABETS = ["Latin", "Greek", "Futurama", "Gujarati"]
+
+
+def _omniglot() -> Path:
+    base = os.environ.get("ATNAS_DATASETS")
+    root = Path(base) if base else REPO.parent / "shared" / "datasets"
+    path = root / "omniglot" / "images_background.zip"
+    if not path.is_file():
+        pytest.skip(f"Omniglot not found at {path} (set ATNAS_DATASETS)")
+    return path
+
+
+def _subset_zip(source: Path, alphabets: list[str]) -> bytes:
+    """The chosen alphabets of the Omniglot zip, bytes copied as they are."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(source) as z, zipfile.ZipFile(buf, "w") as out:
+        for name in z.namelist():
+            parts = PurePosixPath(name).parts
+            if len(parts) > 2 and parts[1] in alphabets and name.endswith(".png"):
+                out.writestr(name, z.read(name))
+    return buf.getvalue()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module", params=["embedded", "server"])
+def service(
+    request: pytest.FixtureRequest, ray_address: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AtnasClient]:
+    """A running `atnas serve` on a free port, joined to the session's Ray cluster."""
+    data_dir = tmp_path_factory.mktemp(f"svc-{request.param}")
+    prefix = f"atnas-e2e-{uuid.uuid4().hex[:8]}"
+    port = _free_port()
+    env = {
+        **os.environ,
+        "ATNAS_DATA_DIR": str(data_dir),
+        "ATNAS_PORT": str(port),
+        "ATNAS_KEY_PREFIX": prefix,
+        "ATNAS_RAY_ADDRESS": ray_address,
+        "ATNAS_HEARTBEAT_TTL_S": "5",
+    }
+    env.pop("ATNAS_REDIS_URL", None)
+    if request.param == "server":
+        try:
+            redis.Redis.from_url("redis://127.0.0.1:6379/0").ping()
+        except redis.ConnectionError:
+            pytest.skip("no Redis server at 127.0.0.1:6379")
+        env["ATNAS_REDIS_URL"] = "redis://127.0.0.1:6379/0"
+    log = open(data_dir / "serve.log", "wb")  # noqa: SIM115 (closed in teardown)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "atnas_cli.main", "serve", "--max-jobs", "2"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=data_dir,
+    )
+    client = AtnasClient(f"http://127.0.0.1:{port}", timeout=60)
+    deadline = time.monotonic() + 180
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError((data_dir / "serve.log").read_text()[-3000:])
+        try:
+            client.ready()
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    "service not ready: " + (data_dir / "serve.log").read_text()[-3000:]
+                ) from None
+            time.sleep(0.5)
+    yield client
+    client.close()
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+    if request.param == "server":
+        r = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        keys = list(r.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            r.delete(*keys)
+
+
+def _wait(client: AtnasClient, job_id: str, timeout: float = 300) -> tuple[object, list[object]]:
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.job(job_id)
+        if job.progress is not None:
+            seen.append((job.progress.phase, job.progress.step))
+        if job.status.value in ("succeeded", "failed", "cancelled"):
+            return job, seen
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} did not finish: {client.job(job_id)}")
+
+
+def test_upload_meta_train_search_download_classify(service: AtnasClient, tmp_path: Path) -> None:
+    omniglot = _omniglot()
+    train_zip = tmp_path / "train.zip"
+    train_zip.write_bytes(_subset_zip(omniglot, TRAIN_ALPHABETS))
+    ds = service.upload_dataset(train_zip)
+    assert set(ds.groups) == set(TRAIN_ALPHABETS)  # images_background/ is a wrapper, not a group
+    task_path = tmp_path / "task.zip"
+    task_path.write_bytes(task_zip(omniglot, "Tifinagh", 5, 5, 10, seed=1))
+    task = service.upload_dataset(task_path)
+    assert task.kind == "task" and len(task.classes) == 5
+
+    mt = service.submit(
+        "meta_train",
+        {
+            "datasets": [ds.id],
+            "preset": "tiny",
+            "way": 5,
+            "shot": 5,
+            "query": 5,
+            "budget_seconds": 15,
+        },
+    )
+    job, seen = _wait(service, mt.id)
+    assert job.status.value == "succeeded", job.error
+    assert any(phase == "meta_train" and step > 0 for phase, step in seen)
+    assert mt.id in [s.id for s in service.supernets()]
+    names = {a.name for a in service.artifacts(mt.id)}
+    assert {"supernet.pt", "meta.json"} <= names
+
+    sj = service.submit(
+        "search",
+        {
+            "supernet": mt.id,
+            "dataset": task.id,
+            "budget_seconds": 20,
+            "population": 4,
+            "generations": 2,
+            "seed": 3,
+        },
+    )
+    job, seen = _wait(service, sj.id)
+    assert job.status.value == "succeeded", job.error
+    assert any(phase == "search" for phase, _ in seen)
+    result = job.result
+    assert result is not None
+    infos = {a.name: a for a in service.artifacts(sj.id)}
+    assert {"model.ts", "model.json", "arch.json", "metrics.json"} <= set(infos)
+    out = tmp_path / "model.ts"
+    service.download(sj.id, "model.ts", out)
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == infos["model.ts"].sha256
+    meta = json.loads(service.download(sj.id, "model.json", tmp_path / "model.json").read_text())
+
+    model = torch.jit.load(str(out))
+    t = load_task(task_path, ImageConfig(meta["input"]["height"], meta["input"]["channels"]))
+    assert t.query is not None and meta["classes"] == t.support.names
+    x = to_float(t.query.images)
+    y = torch.zeros(len(x), dtype=torch.long)
+    for label, rows in enumerate(t.query.class_index):
+        y[torch.from_numpy(rows)] = label
+    with torch.no_grad():
+        acc = (model(x).argmax(1) == y).float().mean().item()
+    assert acc == pytest.approx(result["query_acc"], abs=1e-6)
+    assert acc > 0.2  # better than chance on 5 classes the supernet never saw
+
+
+def test_cancel_a_running_meta_train(service: AtnasClient, tmp_path: Path) -> None:
+    train_zip = tmp_path / "train.zip"
+    train_zip.write_bytes(_subset_zip(_omniglot(), TRAIN_ALPHABETS[:2]))
+    ds = service.upload_dataset(train_zip)
+    mt = service.submit(
+        "meta_train", {"datasets": [ds.id], "preset": "tiny", "way": 5, "budget_seconds": 600}
+    )
+    deadline = time.monotonic() + 120
+    while service.job(mt.id).status.value != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    service.cancel(mt.id)
+    job, _ = _wait(service, mt.id, timeout=120)
+    assert job.status.value == "cancelled"
