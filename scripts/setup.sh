@@ -6,6 +6,5 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
 # constraints.txt pins torch to the CPU build (and every other package) so CI never pulls CUDA wheels.
 .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev]'
