@@ -180,13 +180,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         t0 = time.monotonic()
         ds = client.upload_dataset(data)
         _say(
-            f"uploaded {data.name}: {len(ds.classes)} classes in {len(ds.groups)} alphabets ({time.monotonic() - t0:.1f}s)"
+            f"uploaded {data.name}: {len(ds.classes)} classes in {len(ds.groups)} alphabets "
+            f"({time.monotonic() - t0:.1f}s)"
         )
         task_path = args.data_dir / f"task-{args.alphabet}.zip"
         task_path.write_bytes(task_zip(data, args.alphabet, 5, 5, 15, args.seed))
         task = client.upload_dataset(task_path)
         _say(
-            f"uploaded a 5-way 5-shot task from the held-out alphabet {args.alphabet}: {task.classes}"
+            f"uploaded a 5-way 5-shot task from the held-out alphabet {args.alphabet}: "
+            f"{task.classes}"
         )
         mt = client.submit(
             "meta_train",
@@ -235,9 +237,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"search + adapt:    {r.get('search_seconds', 0) + r.get('adapt_seconds', 0):.1f}s, "
             f"{r.get('evaluations')} candidates"
         )
-        print(
-            f"artifacts:         {args.out.resolve()} ({', '.join(sorted(p.name for p in args.out.iterdir()))})"
-        )
+        files = ", ".join(sorted(p.name for p in args.out.iterdir()))
+        print(f"artifacts:         {args.out.resolve()} ({files})")
         print(f"service data:      {args.data_dir.resolve()}")
         print(json.dumps({"search_job": sj.id, "meta_train_job": mt.id}))
         return 0

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from atnas.errors import AtnasError
-from atnas_cli import demo, local, serve
+from atnas_cli import client, demo, local, serve
 from atnas_cli.output import CliError, fail
 
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_commands(sub)
     serve.add_commands(sub)
     demo.add_commands(sub)
+    client.add_commands(sub)
     return parser
 
 
@@ -36,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         return int(args.func(args))
     except (AtnasError, CliError) as exc:

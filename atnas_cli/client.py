@@ -1,0 +1,142 @@
+"""``atnas upload|submit|status|wait|cancel|pull``: a client of a running service."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from atnas_cli.output import CliError, emit
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Registers the client sub-commands."""
+
+    def parser(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument(
+            "--url",
+            default=os.environ.get("ATNAS_URL", DEFAULT_URL),
+            help="service address (env ATNAS_URL; default %(default)s)",
+        )
+        p.add_argument("--json", action="store_true", help="print JSON on stdout")
+        return p
+
+    p = parser("upload", "upload a dataset zip (class folders, or support/ + query/)")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_upload)
+    p = parser("submit", "submit a job: KIND is meta_train or search; SPEC is JSON or @file")
+    p.add_argument("kind", choices=["meta_train", "search"])
+    p.add_argument(
+        "spec", help='e.g. \'{"datasets": ["<id>"], "budget_seconds": 300}\' or @spec.json'
+    )
+    p.add_argument("--idempotency-key", default=None, help="repeat-safe submission key")
+    p.set_defaults(func=cmd_submit)
+    p = parser("status", "show a job (status, progress, result, error)")
+    p.add_argument("job")
+    p.set_defaults(func=cmd_status)
+    p = parser("wait", "wait until a job finishes; exit 1 unless it succeeded")
+    p.add_argument("job")
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds (default %(default)s)")
+    p.set_defaults(func=cmd_wait)
+    p = parser("cancel", "cancel a queued or running job")
+    p.add_argument("job")
+    p.set_defaults(func=cmd_cancel)
+    p = parser("pull", "download a job's artifacts (sha256-checked) into a folder")
+    p.add_argument("job")
+    p.add_argument("--out", type=Path, default=Path("."), help="folder (default: current)")
+    p.set_defaults(func=cmd_pull)
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from api.client import AtnasClient
+
+    return AtnasClient(args.url, timeout=600)
+
+
+def _call(fn: Any, *a: Any, **kw: Any) -> Any:
+    import httpx
+
+    from api.client import ApiError
+
+    try:
+        return fn(*a, **kw)
+    except ApiError as exc:
+        raise CliError(f"HTTP {exc.status}: {exc.detail}") from None
+    except httpx.HTTPError as exc:
+        raise CliError(f"cannot reach the service ({exc})") from None
+
+
+def _show(obj: Any, as_json: bool) -> None:
+    data = obj.model_dump(mode="json") if hasattr(obj, "model_dump") else obj
+    emit(data, as_json, json.dumps(data, indent=2))
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    if not args.file.is_file():
+        raise CliError(f"{args.file}: no such file")
+    ds = _call(_client(args).upload_dataset, args.file)
+    if args.json:
+        _show(ds, True)
+    else:
+        print(f"{ds.id}  {ds.kind} dataset, {len(ds.classes)} classes, {len(ds.groups)} groups")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    text = args.spec
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text()
+        except OSError as exc:
+            raise CliError(f"cannot read {text[1:]}: {exc.strerror}") from None
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"spec is not valid JSON: {exc}") from None
+    job = _call(_client(args).submit, args.kind, spec, idempotency_key=args.idempotency_key)
+    if args.json:
+        _show(job, True)
+    else:
+        print(f"{job.id}  {job.status.value}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    _show(_call(_client(args).job, args.job), args.json)
+    return 0
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    from api.client import WaitTimeout
+
+    try:
+        job = _call(_client(args).wait, args.job, timeout=args.timeout)
+    except WaitTimeout as exc:
+        raise CliError(
+            f"job {args.job} still {exc.job.status.value} after {args.timeout:.0f}s"
+        ) from None
+    _show(job, args.json)
+    return 0 if job.status.value == "succeeded" else 1
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    _show(_call(_client(args).cancel, args.job), args.json)
+    return 0
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    client = _client(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    infos = _call(client.artifacts, args.job)
+    for a in infos:
+        _call(client.download, args.job, a.name, args.out / a.name)
+        if not args.json:
+            print(f"{args.out / a.name}  {a.size} bytes  sha256 {a.sha256[:16]}…")
+    if args.json:
+        _show([a.model_dump() for a in infos], True)
+    return 0
