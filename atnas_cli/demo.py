@@ -78,6 +78,17 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.set_defaults(func=cmd_demo)
 
 
+def groups_zip(source: Path, groups: list[str]) -> bytes:
+    """The chosen top-level groups (e.g. alphabets) of a wrapped class-folder zip, bytes as-is."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(source) as z, zipfile.ZipFile(buf, "w") as out:
+        for name in z.namelist():
+            parts = PurePosixPath(name).parts
+            if len(parts) > 2 and parts[1] in groups and not name.endswith("/"):
+                out.writestr(name, z.read(name))
+    return buf.getvalue()
+
+
 def task_zip(source: Path, alphabet: str, way: int, shot: int, query: int, seed: int) -> bytes:
     """A task zip (support/<class>/*, query/<class>/*) drawn from one alphabet of ``source``."""
     with zipfile.ZipFile(source) as z:

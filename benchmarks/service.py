@@ -25,11 +25,13 @@ import sys
 import tempfile
 import time
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+
+from atnas_cli.demo import groups_zip
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ["Latin", "Greek", "Futurama", "Gujarati", "Malay_(Jawi_-_Arabic)"]
@@ -38,16 +40,6 @@ TRAIN = ["Latin", "Greek", "Futurama", "Gujarati", "Malay_(Jawi_-_Arabic)"]
 def omniglot() -> Path:
     base = Path(os.environ.get("ATNAS_DATASETS", ROOT.parent / "shared" / "datasets"))
     return base / "omniglot" / "images_background.zip"
-
-
-def subset(source: Path, alphabets: list[str]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(source) as z, zipfile.ZipFile(buf, "w") as out:
-        for name in z.namelist():
-            parts = PurePosixPath(name).parts
-            if len(parts) > 2 and parts[1] in alphabets and name.endswith(".png"):
-                out.writestr(name, z.read(name))
-    return buf.getvalue()
 
 
 def free_port() -> int:
@@ -114,7 +106,7 @@ def bench_overhead_and_parallelism(work: Path, repeats: int) -> dict[str, Any]:
     from workers.specs import search_config
 
     src = omniglot()
-    (work / "train.zip").write_bytes(subset(src, TRAIN))
+    (work / "train.zip").write_bytes(groups_zip(src, TRAIN))
     (work / "task.zip").write_bytes(task_zip(src, "Tifinagh", 5, 5, 15, seed=0))
     server = Server(work / "svc")
     out: dict[str, Any] = {}

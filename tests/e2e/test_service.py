@@ -7,7 +7,6 @@ query images with ``torch.jit.load`` and check the accuracy the service reported
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import socket
@@ -15,9 +14,8 @@ import subprocess
 import sys
 import time
 import uuid
-import zipfile
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pytest
 import redis
@@ -26,7 +24,7 @@ import torch
 from api.client import AtnasClient
 from atnas.data import ImageConfig, load_task
 from atnas.tasks import to_float
-from atnas_cli.demo import task_zip
+from atnas_cli.demo import groups_zip, task_zip
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -40,17 +38,6 @@ def _omniglot() -> Path:
     if not path.is_file():
         pytest.skip(f"Omniglot not found at {path} (set ATNAS_DATASETS)")
     return path
-
-
-def _subset_zip(source: Path, alphabets: list[str]) -> bytes:
-    """The chosen alphabets of the Omniglot zip, bytes copied as they are."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(source) as z, zipfile.ZipFile(buf, "w") as out:
-        for name in z.namelist():
-            parts = PurePosixPath(name).parts
-            if len(parts) > 2 and parts[1] in alphabets and name.endswith(".png"):
-                out.writestr(name, z.read(name))
-    return buf.getvalue()
 
 
 def _free_port() -> int:
@@ -135,7 +122,7 @@ def _wait(client: AtnasClient, job_id: str, timeout: float = 300) -> tuple[objec
 def test_upload_meta_train_search_download_classify(service: AtnasClient, tmp_path: Path) -> None:
     omniglot = _omniglot()
     train_zip = tmp_path / "train.zip"
-    train_zip.write_bytes(_subset_zip(omniglot, TRAIN_ALPHABETS))
+    train_zip.write_bytes(groups_zip(omniglot, TRAIN_ALPHABETS))
     ds = service.upload_dataset(train_zip)
     assert set(ds.groups) == set(TRAIN_ALPHABETS)  # images_background/ is a wrapper, not a group
     task_path = tmp_path / "task.zip"
@@ -199,7 +186,7 @@ def test_upload_meta_train_search_download_classify(service: AtnasClient, tmp_pa
 
 def test_cancel_a_running_meta_train(service: AtnasClient, tmp_path: Path) -> None:
     train_zip = tmp_path / "train.zip"
-    train_zip.write_bytes(_subset_zip(_omniglot(), TRAIN_ALPHABETS[:2]))
+    train_zip.write_bytes(groups_zip(_omniglot(), TRAIN_ALPHABETS[:2]))
     ds = service.upload_dataset(train_zip)
     mt = service.submit(
         "meta_train", {"datasets": [ds.id], "preset": "tiny", "way": 5, "budget_seconds": 600}
