@@ -120,7 +120,13 @@ def evaluate(
                 assert scratch_net is not None
                 cfg = replace(cfg, inner=scratch_inner, final_inner=scratch_inner)
             result = search(
-                scratch_net or net, ranked, task.support_x, task.support_y, task.way, cfg
+                scratch_net or net,
+                ranked,
+                task.support_x,
+                task.support_y,
+                task.way,
+                cfg,
+                prior=None if method is Method.SCRATCH else state.prior(),
             )
             encode, weights, n_eval = result.encode, result.weights, result.evaluations
         else:

@@ -7,7 +7,7 @@
 
 Every candidate is scored on the same splits and the same augmentations, so fitness values
 are comparable. Query images are never an input here: the search cannot see them.
-The scalar fitness is accuracy minus 0.01 × cross-entropy: the loss term only breaks ties
+The scalar fitness is accuracy minus 0.001 × cross-entropy: the loss term only breaks ties
 between candidates of equal hold-out accuracy.
 """
 
@@ -25,7 +25,7 @@ from atnas.space import Encode
 from atnas.supernet import Supernet, zero_head
 from atnas.tasks import augment
 
-LOSS_WEIGHT = 0.01
+LOSS_WEIGHT = 0.001
 
 
 @dataclass(frozen=True)

@@ -136,6 +136,10 @@ class MetaState:
         """Population members, fittest first (unscored last)."""
         return sorted(self.population, key=lambda m: -1.0 if m.fitness is None else -m.fitness)
 
+    def prior(self) -> dict[Encode, float]:
+        """The across-task fitness of each scored member (the prior of a per-task search)."""
+        return {m.encode: m.fitness for m in self.population if m.fitness is not None}
+
     def best_encode(self) -> Encode:
         """The fittest encode of the meta-population (the fixed encode for a baseline)."""
         return self.ranked()[0].encode

@@ -157,6 +157,7 @@ def search_task(
         cfg,
         make_evaluator=make_evaluator,
         on_generation=on_generation,
+        prior=state.prior(),
     )
     total = time.perf_counter() - t0
     query_acc = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from torch import Tensor
 from atnas.errors import ConfigError
 from atnas.evolution import Constraint, breed, mutate, survivors
 from atnas.fitness import (
+    LOSS_WEIGHT,
     Evaluator,
     EvaluatorFactory,
     Fitness,
@@ -48,6 +49,8 @@ class SearchConfig:
     folds: int = 1
     views: int = 2
     crossover_prob: float = 0.5
+    # Weight, in held-out images, of the meta-population's fitness as a prior (0: support only).
+    prior_strength: float = 60.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -135,8 +138,15 @@ def search(
     make_evaluator: EvaluatorFactory | None = None,
     constraint: Constraint | None = None,
     on_generation: Callable[[Generation], None] | None = None,
+    prior: Mapping[Encode, float] | None = None,
 ) -> SearchResult:
     """Evolves an architecture for the task given by its support set, then adapts it.
+
+    A candidate's value is its support hold-out accuracy shrunk towards a prior: the
+    meta-population's across-task fitness of that encode (for an encode new to the
+    meta-population, the population's lowest fitness), weighted as ``cfg.prior_strength``
+    held-out images. With a few support images the hold-out accuracy alone is too noisy to
+    rank candidates, and an encode the supernet never trained tends to win by luck.
 
     Args:
         supernet: the meta-supernet (its weights are not modified).
@@ -148,6 +158,7 @@ def search(
             in this process); it only ever receives the support set.
         constraint: an optional predicate on encodes (e.g. a parameter budget).
         on_generation: called after each generation; may raise to stop.
+        prior: the meta-population's fitness of its encodes (None: support fitness only).
     """
     space = supernet.space
     started = time.perf_counter()
@@ -159,6 +170,15 @@ def search(
     else:
         evaluator = make_evaluator(splits, n_way, cfg.inner)
     scored: dict[Encode, Fitness] = {}
+    n_obs = sum(len(sp.hy) for sp in splits)
+    known = {e: f for e, f in (prior or {}).items() if f is not None}
+    k = cfg.prior_strength if known else 0.0
+    floor = min(known.values()) if known else 0.0
+
+    def value(e: Encode) -> float:
+        f = scored[e]
+        shrunk = (n_obs * f.acc + k * known.get(e, floor)) / (n_obs + k)
+        return shrunk - LOSS_WEIGHT * f.loss
 
     def evaluate(encodes: list[Encode]) -> None:
         fresh = [e for e in encodes if e not in scored]
@@ -177,7 +197,7 @@ def search(
             children = breed(
                 space,
                 pop,
-                [scored[e].value for e in pop],
+                [value(e) for e in pop],
                 cfg.population,
                 rng,
                 cfg.crossover_prob,
@@ -185,16 +205,11 @@ def search(
                 exclude=set(scored),
             )
             evaluate(children)
-            pop = [
-                e
-                for e, _ in survivors(
-                    [(e, scored[e].value) for e in pop + children], cfg.population
-                )
-            ]
+            pop = [e for e, _ in survivors([(e, value(e)) for e in pop + children], cfg.population)]
         else:
             evaluate(pop)
-            pop = [e for e, _ in survivors([(e, scored[e].value) for e in pop], cfg.population)]
-        values = [scored[e].value for e in pop]
+            pop = [e for e, _ in survivors([(e, value(e)) for e in pop], cfg.population)]
+        values = [value(e) for e in pop]
         g = Generation(
             gen,
             max(values),

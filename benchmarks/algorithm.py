@@ -217,6 +217,11 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "out" / "algorithm")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "algorithm.json")
+    ap.add_argument(
+        "--reuse-meta",
+        action="store_true",
+        help="skip meta-training when the workdir already holds both states",
+    )
     ap.add_argument("--part", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -231,7 +236,14 @@ def main() -> int:
         return run_part(args)
     started = time.time()
     with ThreadPoolExecutor(2) as pool:
-        metas = list(pool.map(lambda p: spawn(args, p), ["meta:atnas", "meta:conv4"]))
+        done = all((args.workdir / f"meta_{n}.json").is_file() for n in ("atnas", "conv4"))
+        if args.reuse_meta and done:
+            metas = [
+                json.loads((args.workdir / f"meta_{n}.json").read_text())
+                for n in ("atnas", "conv4")
+            ]
+        else:
+            metas = list(pool.map(lambda p: spawn(args, p), ["meta:atnas", "meta:conv4"]))
         evals = list(
             pool.map(lambda p: spawn(args, p), ["eval:5w1s", "eval:5w5s", "eval:20w1s", "scratch"])
         )
