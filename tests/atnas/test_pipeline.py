@@ -120,8 +120,8 @@ def test_end_to_end_on_omniglot_beats_chance(omniglot_zip: Path) -> None:
     t0 = time.perf_counter()
     images = pipeline.load_meta_images([omniglot_zip], ImageConfig(28), include=META_ALPHABETS)
     assert sorted(set(images.groups)) == sorted(META_ALPHABETS)
-    state = pipeline.meta_train(images, "tiny", iterations=60, budget_seconds=None, device=CPU)
-    assert state.iteration == 60
+    state = pipeline.meta_train(images, "tiny", iterations=150, budget_seconds=None, device=CPU)
+    assert state.iteration == 150
     held_out = load_images(omniglot_zip, ImageConfig(28), include=["Tifinagh"])
     sampler = TaskSampler(held_out, way=5, shot=5, query=5)
     cfg = SearchConfig(
@@ -131,9 +131,10 @@ def test_end_to_end_on_omniglot_beats_chance(omniglot_zip: Path) -> None:
         inner=InnerConfig(steps=5, lr=0.1),
         final_inner=InnerConfig(steps=10, lr=0.1),
     )
-    summary = evaluate(state, sampler, 5, Method.ATNAS, cfg, seed=0, device=CPU)
+    summary = evaluate(state, sampler, 10, Method.ATNAS, cfg, seed=0, device=CPU)
     print(f"omniglot e2e: {summary.to_json()} in {time.perf_counter() - t0:.1f}s")
-    assert summary.tasks == 5
-    # Measured 0.50 (5 tasks) and 0.47 +- 0.14 (10 tasks) on 2 CPU cores; chance is 0.2.
-    # Tasks and training are seeded, so the margin covers float differences between machines.
-    assert summary.mean_acc >= 0.35
+    assert summary.tasks == 10
+    # Measured 0.72 +- 0.12 (10 tasks) on 2 CPU cores; chance is 0.2. After 60 iterations it was
+    # only ~0.35, and float differences between CPUs changed the chosen encode, so the test
+    # trains long enough to sit far from both chance and its threshold.
+    assert summary.mean_acc >= 0.45
