@@ -104,11 +104,14 @@ def part_eval(args: argparse.Namespace, key: str) -> dict[str, Any]:
     way, shot = SETTINGS[key]
     sampler = TaskSampler(val, way, shot, 15)
     cfg = SearchConfig()
+    wide = way > 5
+    tasks = args.wide_tasks if wide and args.wide_tasks else args.tasks
+    search_tasks = args.wide_search_tasks if wide and args.wide_search_tasks else args.search_tasks
     plan = [
-        ("conv4", "conv4", Method.FIXED, args.tasks),
-        ("meta_best", "atnas", Method.META_BEST, args.tasks),
-        ("random", "atnas", Method.RANDOM, args.tasks),
-        ("atnas", "atnas", Method.ATNAS, args.search_tasks),
+        ("conv4", "conv4", Method.FIXED, tasks),
+        ("meta_best", "atnas", Method.META_BEST, tasks),
+        ("random", "atnas", Method.RANDOM, tasks),
+        ("atnas", "atnas", Method.ATNAS, search_tasks),
     ]
     res = {}
     for label, st, method, n in plan:
@@ -192,6 +195,10 @@ def spawn(args: argparse.Namespace, part: str) -> dict[str, Any]:
         str(args.tasks),
         "--search-tasks",
         str(args.search_tasks),
+        "--wide-tasks",
+        str(args.wide_tasks),
+        "--wide-search-tasks",
+        str(args.wide_search_tasks),
         "--scratch-tasks",
         str(args.scratch_tasks),
         "--scratch-steps",
@@ -201,7 +208,8 @@ def spawn(args: argparse.Namespace, part: str) -> dict[str, Any]:
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     subprocess.run(cmd, check=True, env=env)
-    return json.loads((args.workdir / f"{part.replace(':', '_')}.json").read_text())
+    out: dict[str, Any] = json.loads((args.workdir / f"{part.replace(':', '_')}.json").read_text())
+    return out
 
 
 def main() -> int:
@@ -212,6 +220,15 @@ def main() -> int:
     ap.add_argument("--meta-minutes", type=float, default=20.0, help="meta-training budget each")
     ap.add_argument("--tasks", type=int, default=600, help="tasks per setting, baselines")
     ap.add_argument("--search-tasks", type=int, default=600, help="tasks per setting, AT-NAS")
+    ap.add_argument(
+        "--wide-tasks", type=int, default=0, help="20-way tasks, baselines (0: as --tasks)"
+    )
+    ap.add_argument(
+        "--wide-search-tasks",
+        type=int,
+        default=0,
+        help="20-way tasks, AT-NAS (0: as --search-tasks)",
+    )
     ap.add_argument("--scratch-tasks", type=int, default=20, help="5w5s tasks, from scratch")
     ap.add_argument("--scratch-steps", type=int, default=100, help="SGD steps per candidate")
     ap.add_argument("--seed", type=int, default=0)
