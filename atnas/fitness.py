@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from atnas.errors import DatasetError
-from atnas.learner import InnerConfig, adapt, detached, score
+from atnas.learner import InnerConfig, descend, score
 from atnas.space import Encode
 from atnas.supernet import Supernet, zero_head
 from atnas.tasks import augment
@@ -74,10 +74,14 @@ def support_splits(
 def adapt_encode(
     supernet: Supernet, encode: Encode, x: Tensor, y: Tensor, n_way: int, inner: InnerConfig
 ) -> dict[str, Tensor]:
-    """Inherited weights of ``encode`` plus a zero head, adapted on (x, y); detached."""
-    start = detached({**supernet.weights(encode), **zero_head(encode, n_way, x.device)})
-    fast = adapt(encode, start, x, y, inner)
-    return {k: v.detach() for k, v in fast.items()}
+    """Inherited weights of ``encode`` plus a zero head, adapted on (x, y); detached.
+
+    Uses the guarded descent (:func:`atnas.learner.descend`), so that a search's fitness and
+    its final model come from the same, stable procedure.
+    """
+    return descend(
+        encode, {**supernet.weights(encode), **zero_head(encode, n_way, x.device)}, x, y, inner
+    )
 
 
 def split_fitness(

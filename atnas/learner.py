@@ -42,6 +42,43 @@ def adapt(
     return fast
 
 
+MAX_HALVINGS = 6  # the step size may shrink to lr / 64 before the descent gives up
+
+
+def descend(
+    encode: Encode, weights: dict[str, Tensor], x: Tensor, y: Tensor, inner: InnerConfig
+) -> dict[str, Tensor]:
+    """Like :func:`adapt`, first-order, but a step that raises the support loss is undone.
+
+    Test-time adaptation often runs more steps, on more images, than meta-training tuned its
+    start for, and plain SGD at the meta-training rate can then oscillate back to chance. Here a
+    step is kept only if the loss does not rise; otherwise the rate halves (for the remaining
+    steps too) and the step is retried, at most :data:`MAX_HALVINGS` times in all. A stable
+    descent costs the same forward and backward passes as :func:`adapt`, plus one forward.
+    Returns detached leaves.
+    """
+    fast = detached(weights)
+    names = list(fast)
+    lr = inner.lr
+    halvings = 0
+    loss = F.cross_entropy(logits(x, encode, fast), y)
+    for _ in range(inner.steps):
+        grads = torch.autograd.grad(loss, [fast[k] for k in names])
+        while True:
+            with torch.no_grad():
+                trial = {k: fast[k] - lr * g for k, g in zip(names, grads, strict=True)}
+            trial = {k: v.requires_grad_(True) for k, v in trial.items()}
+            trial_loss = F.cross_entropy(logits(x, encode, trial), y)
+            if trial_loss.item() <= loss.item():
+                fast, loss = trial, trial_loss
+                break
+            if halvings == MAX_HALVINGS:
+                return {k: v.detach() for k, v in fast.items()}
+            halvings += 1
+            lr /= 2
+    return {k: v.detach() for k, v in fast.items()}
+
+
 def detached(weights: dict[str, Tensor]) -> dict[str, Tensor]:
     """Leaf copies of ``weights`` that require grad and share no graph with their source."""
     return {k: v.detach().clone().requires_grad_(True) for k, v in weights.items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from atnas.learner import InnerConfig, adapt, detached, predict, score
+from atnas.learner import MAX_HALVINGS, InnerConfig, adapt, descend, detached, predict, score
 from atnas.space import Encode, SearchSpace
 from atnas.supernet import Supernet, logits, zero_head
 from atnas.tasks import to_float
@@ -64,6 +64,42 @@ def test_zero_steps_is_identity() -> None:
     start = detached({**Supernet(SPACE).weights(ENC), **zero_head(ENC, 4)})
     got = adapt(ENC, start, x, y, InnerConfig(steps=0, lr=0.5))
     assert all(got[k] is start[k] for k in start)
+
+
+def test_descend_equals_sgd_while_the_loss_falls() -> None:
+    x, y = _support()
+    start = detached({**Supernet(SPACE, seed=2).weights(ENC), **zero_head(ENC, 4)})
+    cfg = InnerConfig(steps=3, lr=0.05)
+    ref = adapt(ENC, start, x, y, cfg)
+    losses = [score(ENC, adapt(ENC, start, x, y, InnerConfig(s, 0.05)), x, y)[1] for s in range(4)]
+    assert losses == sorted(losses, reverse=True)  # plain SGD never overshoots here
+    got = descend(ENC, start, x, y, cfg)
+    for k in ref:
+        assert torch.allclose(got[k], ref[k], atol=1e-6), k
+        assert got[k].is_leaf and not got[k].requires_grad
+
+
+def test_descend_never_raises_the_loss_where_sgd_diverges() -> None:
+    x, y = _support()
+    start = detached({**Supernet(SPACE, seed=2).weights(ENC), **zero_head(ENC, 4)})
+    loss0 = score(ENC, start, x, y)[1]
+    sgd = [score(ENC, adapt(ENC, start, x, y, InnerConfig(s, 50.0)), x, y)[1] for s in (1, 2, 3)]
+    assert max(sgd) > loss0  # this rate overshoots with plain SGD
+    guarded = [
+        score(ENC, descend(ENC, start, x, y, InnerConfig(s, 50.0)), x, y)[1] for s in (1, 2, 8)
+    ]
+    assert guarded[0] <= loss0 and guarded == sorted(guarded, reverse=True)
+    assert guarded[-1] < loss0
+
+
+def test_descend_gives_up_and_keeps_the_start_when_no_step_helps() -> None:
+    x, y = _support()
+    start = detached({**Supernet(SPACE, seed=2).weights(ENC), **zero_head(ENC, 4)})
+    # A rate so large that even after MAX_HALVINGS halvings every step overshoots.
+    huge = 1e9 * 2**MAX_HALVINGS
+    got = descend(ENC, start, x, y, InnerConfig(steps=4, lr=huge))
+    for k in start:
+        assert torch.equal(got[k], start[k].detach()), k
 
 
 def test_detached_copies_are_leaves_without_shared_storage() -> None:
