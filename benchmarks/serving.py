@@ -6,7 +6,8 @@
 3. API: ``POST /v1/jobs`` accepted per second and ``GET /v1/jobs/{id}`` p50/p99 latency with
    32 concurrent clients (API only, no worker, embedded Redis).
 
-    python benchmarks/service.py            # ~5 minutes on 2 cores
+    python benchmarks/serving.py            # ~5 minutes on 2 cores (named so: a script called
+                                            # service.py would shadow the service package)
 Writes benchmarks/out/service.json and prints a Markdown summary for docs/benchmarks.md.
 """
 
