@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from api.app import create_app
+from api.app import create_app, freeze_startup_heap
 
 app = create_app()
+freeze_startup_heap()

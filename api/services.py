@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
+from weakref import WeakKeyDictionary
 
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 
 from service.artifacts import ArtifactStore
 from service.datasets import DatasetStore
 from service.jobs import JobStore
 from service.keys import Keys
+from service.redis_conn import async_twin
 from service.settings import Settings
 
 
@@ -22,6 +26,20 @@ class Services:
     jobs: JobStore
     datasets: DatasetStore
     artifacts: ArtifactStore
+    _async: WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncRedis] = field(
+        default_factory=WeakKeyDictionary, repr=False, compare=False
+    )
+
+    def async_redis(self) -> AsyncRedis:
+        """An asyncio client of the same Redis, one per event loop (made on first use).
+
+        Hot read-only routes use it so that a request never waits for a thread-pool slot.
+        """
+        loop = asyncio.get_running_loop()
+        client = self._async.get(loop)
+        if client is None:
+            client = self._async[loop] = async_twin(self.redis)
+        return client
 
     @classmethod
     def build(cls, settings: Settings, r: Redis) -> Services:

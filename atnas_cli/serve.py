@@ -84,7 +84,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Serves the API (and runs a dispatcher) until interrupted."""
     import uvicorn
 
-    from api.app import create_app
+    from api.app import create_app, freeze_startup_heap
     from service.redis_conn import connect
 
     settings = _settings(args)
@@ -93,6 +93,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     r.ping()
     dispatcher = None if args.no_worker else _start_dispatcher(settings, r, args)
     app = create_app(settings, r)
+    freeze_startup_heap()
     log.info(
         "atnas serving on http://%s:%d (data in %s, redis %s)",
         settings.host,

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any, cast
 
 import redis
+import redis.asyncio
 from redis.client import Pipeline
 
 from service.errors import (
@@ -164,6 +165,13 @@ class JobStore:
     def get(self, job_id: str) -> JobRecord:
         """The job, or :class:`JobNotFound`."""
         raw = self._r.get(self._keys.job(job_id))
+        if raw is None:
+            raise JobNotFound(f"no job with id {job_id!r}")
+        return JobRecord.model_validate_json(raw)
+
+    async def get_async(self, r: redis.asyncio.Redis, job_id: str) -> JobRecord:
+        """:meth:`get` over an asyncio client of the same Redis (for the API's event loop)."""
+        raw = await r.get(self._keys.job(job_id))
         if raw is None:
             raise JobNotFound(f"no job with id {job_id!r}")
         return JobRecord.model_validate_json(raw)

