@@ -66,6 +66,12 @@ class JobRecord(JobPublic):
         return JobPublic.model_validate(self.model_dump(include=set(JobPublic.model_fields)))
 
 
+def _parse_job(job_id: str, raw: Any) -> JobRecord:
+    if raw is None:
+        raise JobNotFound(f"no job with id {job_id!r}")
+    return JobRecord.model_validate_json(raw)
+
+
 class JobStore:
     """Creates jobs, moves them through their statuses, lists them; also worker heartbeats.
 
@@ -164,17 +170,11 @@ class JobStore:
     # --- reading ------------------------------------------------------------------------
     def get(self, job_id: str) -> JobRecord:
         """The job, or :class:`JobNotFound`."""
-        raw = self._r.get(self._keys.job(job_id))
-        if raw is None:
-            raise JobNotFound(f"no job with id {job_id!r}")
-        return JobRecord.model_validate_json(raw)
+        return _parse_job(job_id, self._r.get(self._keys.job(job_id)))
 
     async def get_async(self, r: redis.asyncio.Redis, job_id: str) -> JobRecord:
         """:meth:`get` over an asyncio client of the same Redis (for the API's event loop)."""
-        raw = await r.get(self._keys.job(job_id))
-        if raw is None:
-            raise JobNotFound(f"no job with id {job_id!r}")
-        return JobRecord.model_validate_json(raw)
+        return _parse_job(job_id, await r.get(self._keys.job(job_id)))
 
     def list(
         self,
