@@ -31,6 +31,10 @@ class Conflict(ServiceError):
     """The request is well formed but clashes with the current state (HTTP 409)."""
 
 
+class DatasetInUse(Conflict):
+    """A dataset cannot be removed while a queued or running job reads it."""
+
+
 class IllegalTransition(Conflict):
     """A job cannot move from its current status to the requested one."""
 

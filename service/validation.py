@@ -7,7 +7,13 @@ change. Pure range checks live on the pydantic models; these need Redis.
 from __future__ import annotations
 
 from service.datasets import DatasetStore
-from service.errors import DatasetNotFound, InvalidSpec, JobNotFound, UnknownReference
+from service.errors import (
+    DatasetInUse,
+    DatasetNotFound,
+    InvalidSpec,
+    JobNotFound,
+    UnknownReference,
+)
 from service.jobs import JobStore
 from service.layout import group_of
 from service.schemas import (
@@ -117,3 +123,26 @@ def _dataset(datasets: DatasetStore, dataset_id: str, field: str) -> DatasetPubl
         return datasets.get(dataset_id)
     except DatasetNotFound:
         raise UnknownReference(f"{field}: no dataset with id {dataset_id!r}") from None
+
+
+def datasets_of(spec: JobSpec) -> set[str]:
+    """The ids of the datasets a job spec reads."""
+    if isinstance(spec, MetaTrainSpec):
+        return set(spec.datasets)
+    return {spec.dataset}
+
+
+def check_dataset_unused(dataset_id: str, jobs: JobStore) -> None:
+    """Raises :class:`DatasetInUse` when a queued or running job reads ``dataset_id``."""
+    for status in (JobStatus.queued, JobStatus.running):
+        cursor: str | None = None
+        while True:
+            page, cursor = jobs.list(status=status, limit=1000, cursor=cursor)
+            for job in page:
+                if dataset_id in datasets_of(job.spec):
+                    raise DatasetInUse(
+                        f"dataset {dataset_id!r} is read by {status.value} job {job.id!r}; "
+                        "cancel the job or wait for it to finish, then delete the dataset"
+                    )
+            if cursor is None:
+                break

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from api.deps import DatasetsDep, SettingsDep
+from api.deps import DatasetsDep, JobsDep, SettingsDep
 from api.upload import OPENAPI_BODY, receive_dataset
 from service.schemas import DatasetPublic
+from service.validation import check_dataset_unused
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -32,7 +33,9 @@ def get_dataset(dataset_id: str, datasets: DatasetsDep) -> DatasetPublic:
 
 
 @router.delete("/{dataset_id}", status_code=204)
-def delete_dataset(dataset_id: str, datasets: DatasetsDep) -> Response:
-    """Removes a dataset and its files."""
+def delete_dataset(dataset_id: str, datasets: DatasetsDep, jobs: JobsDep) -> Response:
+    """Removes a dataset and its files (409 while a queued or running job reads it)."""
+    datasets.get(dataset_id)  # 404 before 409
+    check_dataset_unused(dataset_id, jobs)
     datasets.delete(dataset_id)
     return Response(status_code=204)

@@ -36,6 +36,20 @@ def test_upload_describe_list_delete(server: LiveServer, zips: type[Zips], tmp_p
     assert len(_disk(server)) == 1
 
 
+def test_delete_refuses_a_dataset_that_a_queued_job_reads(
+    server: LiveServer, zips: type[Zips], tmp_path: Path
+) -> None:
+    path = zips.write(tmp_path / "omni.zip", zips.classes({"Latin/a": 3, "Greek/b": 2}))
+    ds = server.client.upload_dataset(path)
+    job = server.client.submit("meta_train", {"datasets": [ds.id], "way": 2})
+    resp = server.http.delete(f"/v1/datasets/{ds.id}")
+    assert resp.status_code == 409
+    assert f"read by queued job '{job.id}'" in resp.json()["detail"]
+    assert server.client.dataset(ds.id) == ds  # nothing lost
+    server.client.cancel(job.id)
+    assert server.http.delete(f"/v1/datasets/{ds.id}").status_code == 204
+
+
 def test_upload_task(server: LiveServer, zips: type[Zips]) -> None:
     status, body = _post(server, zips.task({"cat": 1, "dog": 2}, {"cat": 3}))
     assert status == 201 and body["kind"] == "task"

@@ -5,10 +5,15 @@ import io
 import pytest
 
 from service.datasets import DatasetStore
-from service.errors import InvalidSpec, UnknownReference
+from service.errors import DatasetInUse, InvalidSpec, UnknownReference
 from service.jobs import JobStore
 from service.schemas import DatasetPublic, JobKind, MetaTrainSpec, SearchSpec
-from service.validation import validate_meta_train, validate_search, validate_spec
+from service.validation import (
+    check_dataset_unused,
+    validate_meta_train,
+    validate_search,
+    validate_spec,
+)
 from tests.conftest import Zips
 
 
@@ -113,3 +118,16 @@ def test_search_bad_dataset(
 def test_spec_of_wrong_kind(omni: DatasetPublic, jobs: JobStore, datasets: DatasetStore) -> None:
     with pytest.raises(InvalidSpec, match="does not match the job kind"):
         validate_spec(JobKind.search, _meta(omni), jobs, datasets)
+
+
+def test_dataset_in_use_by_queued_or_running_jobs_only(jobs: JobStore) -> None:
+    train, _ = jobs.create(JobKind.meta_train, MetaTrainSpec(datasets=["d1", "d2"]))
+    search, _ = jobs.create(JobKind.search, SearchSpec(supernet="s", dataset="t1"))
+    jobs.start(search.id, "w")
+    with pytest.raises(DatasetInUse, match=f"read by queued job '{train.id}'"):
+        check_dataset_unused("d2", jobs)
+    with pytest.raises(DatasetInUse, match=f"read by running job '{search.id}'"):
+        check_dataset_unused("t1", jobs)
+    check_dataset_unused("other", jobs)
+    jobs.request_cancel(train.id)  # a queued job is cancelled at once
+    check_dataset_unused("d2", jobs)
