@@ -76,7 +76,9 @@ def part_meta(args: argparse.Namespace, name: str) -> dict[str, Any]:
                 p.best_fitness,
             )
 
-    extra: dict[str, Any] = {"fixed_encode": SearchSpace().conv4()} if name == "conv4" else {}
+    extra: dict[str, Any] = (
+        {"fixed_encode": SearchSpace().conv4()} if name == "conv4" else atnas_overrides(args)
+    )
     state = pipeline.meta_train(
         train,
         "default",
@@ -95,6 +97,17 @@ def part_meta(args: argparse.Namespace, name: str) -> dict[str, Any]:
         "population": [(m.encode.key(), m.fitness) for m in state.ranked()],
         "ea_history": state.ea_history,
     }
+
+
+def atnas_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``--atnas-set key=value`` pairs as MetaTrainConfig overrides (values parsed as JSON)."""
+    out: dict[str, Any] = {}
+    for item in args.atnas_set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"bench: error: --atnas-set takes KEY=VALUE, not {item!r}")
+        out[key] = json.loads(value)
+    return out
 
 
 def part_eval(args: argparse.Namespace, key: str) -> dict[str, Any]:
@@ -205,6 +218,7 @@ def spawn(args: argparse.Namespace, part: str) -> dict[str, Any]:
         str(args.scratch_steps),
         "--seed",
         str(args.seed),
+        *(a for item in args.atnas_set for a in ("--atnas-set", item)),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     subprocess.run(cmd, check=True, env=env)
@@ -232,6 +246,13 @@ def main() -> int:
     ap.add_argument("--scratch-tasks", type=int, default=20, help="5w5s tasks, from scratch")
     ap.add_argument("--scratch-steps", type=int, default=100, help="SGD steps per candidate")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--atnas-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a MetaTrainConfig field for AT-NAS only (e.g. explore=0.0); repeatable",
+    )
     ap.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "out" / "algorithm")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "algorithm.json")
     ap.add_argument(
@@ -276,6 +297,7 @@ def main() -> int:
             "parts_at_once": 2,
         },
         "meta_budget_seconds": args.meta_minutes * 60,
+        "atnas_overrides": atnas_overrides(args),
         "meta_atnas": metas[0],
         "meta_conv4": metas[1],
         "results": {
