@@ -3,11 +3,11 @@
 Each meta-iteration samples a batch of N-way K-shot tasks; each task is paired with an encode
 drawn from the population (or, with probability ``explore``, a uniformly random one; off by
 default: at an 8-minute budget, 25% random paths cost the population's best encode 21 points
-of 5-way 1-shot accuracy, see docs/benchmarks.md); the meta-gradients of all tasks update the shared weights. Every
-``ea_every`` iterations the population and its offspring are scored on fresh tasks from held-out
-*fitness* classes (query accuracy after adaptation, all candidates on the same tasks) and the
-fittest survive. With ``fixed_encode`` set there is no evolution: that is the Conv-4 baseline on
-the same code path.
+of 5-way 1-shot accuracy, see docs/benchmarks.md); the meta-gradients of all tasks update the
+shared weights. Every ``ea_every`` iterations the population and its offspring are scored on
+fresh tasks from held-out *fitness* classes (query accuracy after adaptation, all candidates on
+the same tasks) and the fittest survive. With ``fixed_encode`` set there is no evolution: that
+is the Conv-4 baseline on the same code path.
 """
 
 from __future__ import annotations
