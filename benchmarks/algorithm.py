@@ -37,7 +37,7 @@ import torch
 from atnas import pipeline
 from atnas.evaluate import Method, evaluate
 from atnas.learner import InnerConfig
-from atnas.metatrain import MetaState, Progress
+from atnas.metatrain import MetaState, MetaTrainConfig, Progress
 from atnas.search import SearchConfig
 from atnas.space import SearchSpace
 from atnas.tasks import TaskSampler
@@ -106,7 +106,12 @@ def atnas_overrides(args: argparse.Namespace) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep:
             raise SystemExit(f"bench: error: --atnas-set takes KEY=VALUE, not {item!r}")
-        out[key] = json.loads(value)
+        if key not in MetaTrainConfig.__dataclass_fields__:
+            raise SystemExit(f"bench: error: --atnas-set: MetaTrainConfig has no field {key!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            raise SystemExit(f"bench: error: --atnas-set {key}: {value!r} is not JSON") from None
     return out
 
 
@@ -269,6 +274,7 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
+    atnas_overrides(args)  # a bad --atnas-set fails here, in one line, before any work
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.part:
         return run_part(args)
