@@ -25,3 +25,7 @@ class CheckpointError(AtnasError):
 
 class Cancelled(AtnasError):
     """The caller asked a long-running loop to stop (raised from a progress callback)."""
+
+
+class ConstraintError(ConfigError):
+    """A cost constraint that no encode of the search space can meet (names the smallest cost)."""
