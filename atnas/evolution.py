@@ -116,22 +116,43 @@ def breed(
     Children already in ``exclude`` (or in ``parents``) are redrawn (bounded); if the space is
     nearly exhausted fewer than ``n`` children come back.
     """
+    bred = breed_with_parents(space, parents, fitness, n, rng, crossover_prob, constraint, exclude)
+    return [child for child, _ in bred]
+
+
+def breed_with_parents(
+    space: SearchSpace,
+    parents: Sequence[Encode],
+    fitness: Sequence[float],
+    n: int,
+    rng: np.random.Generator,
+    crossover_prob: float = 0.5,
+    constraint: Constraint | None = None,
+    exclude: set[Encode] | None = None,
+) -> list[tuple[Encode, tuple[Encode, ...]]]:
+    """Like :func:`breed`, with the parent (or two) of each child: a child's prior comes from
+    its parents."""
     seen = set(parents) | (exclude or set())
-    children: list[Encode] = []
+    children: list[tuple[Encode, tuple[Encode, ...]]] = []
     for _ in range(n * 20):
         if len(children) == n:
             break
         a = parents[tournament(fitness, rng)]
-        if len(parents) > 1 and rng.random() < crossover_prob:
-            b = parents[tournament(fitness, rng)]
-            child = crossover(space, a, b, rng, constraint)
-            if child in seen:
-                child = mutate(space, child, rng, constraint=constraint)
-        else:
-            child = mutate(space, a, rng, constraint=constraint)
+        try:
+            if len(parents) > 1 and rng.random() < crossover_prob:
+                b = parents[tournament(fitness, rng)]
+                child = crossover(space, a, b, rng, constraint)
+                if child in seen:
+                    child = mutate(space, child, rng, constraint=constraint)
+                origin: tuple[Encode, ...] = (a, b)
+            else:
+                child = mutate(space, a, rng, constraint=constraint)
+                origin = (a,)
+        except EncodeError:
+            continue  # a tight constraint: this parent has no valid child nearby
         if child not in seen:
             seen.add(child)
-            children.append(child)
+            children.append((child, origin))
     return children
 
 

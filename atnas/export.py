@@ -19,7 +19,7 @@ from atnas.cost import arch_cost
 from atnas.space import Encode, SearchSpace
 from atnas.supernet import logits
 
-MODEL_FILES = ("model.ts", "model.json", "arch.json", "metrics.json")
+MODEL_FILES = ("model.ts", "model.json", "arch.json", "metrics.json", "front.json")
 
 
 class TaskModel(nn.Module):
@@ -81,8 +81,10 @@ def export_model(
     classes: list[str],
     image_size: int,
     metrics: dict[str, Any],
+    front: list[dict[str, Any]] | None = None,
 ) -> dict[str, Path]:
-    """Writes the four model files into ``out_dir``; returns their paths by name."""
+    """Writes the model files into ``out_dir`` (``front.json`` too when a front is given);
+    returns their paths by name."""
     out = Path(out_dir)
     model = TaskModel(encode, {k: v.cpu() for k, v in weights.items()})
     cost = arch_cost(space, encode, image_size, len(classes))
@@ -107,6 +109,8 @@ def export_model(
         "arch.json": _json_bytes({"encode": encode.to_json(), **cost.to_json()}),
         "metrics.json": _json_bytes(metrics),
     }
+    if front is not None:
+        files["front.json"] = _json_bytes({"front": front})
     paths = {}
     for name, data in files.items():
         atomic_write(out / name, data)

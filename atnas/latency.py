@@ -1,10 +1,10 @@
 """Latency of a subnet on the caller's device at batch 1 (median of timed forwards).
 
-    >>> from atnas.space import SearchSpace                           # doctest: +SKIP
-    >>> from atnas.supernet import Supernet
-    >>> meter = LatencyMeter(Supernet(SearchSpace()), image_size=28, n_way=5)
-    >>> meter(SearchSpace().conv4())                                  # milliseconds
-    0.61
+>>> from atnas.space import SearchSpace                           # doctest: +SKIP
+>>> from atnas.supernet import Supernet
+>>> meter = LatencyMeter(Supernet(SearchSpace()), image_size=28, n_way=5)
+>>> meter(SearchSpace().conv4())                                  # milliseconds
+0.61
 """
 
 from __future__ import annotations

@@ -8,16 +8,31 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from atnas.errors import ConfigError
 from atnas.space import Encode
-from atnas.supernet import logits
+from atnas.supernet import init_head, logits
+
+HEAD_INITS = ("proto", "zero")
 
 
 @dataclass(frozen=True)
 class InnerConfig:
-    """Inner-loop settings: number of SGD steps and their learning rate."""
+    """Inner-loop settings: number of SGD steps, their learning rate, and the task head's start.
+
+    ``head="proto"`` starts the head from the support set's class prototypes (Proto-MAML);
+    ``"zero"`` from zeros (plain MAML: the first step then trains the head alone).
+    """
 
     steps: int = 5
     lr: float = 0.1
+    head: str = "zero"
+    head_scale: float = 1.0  # multiplies a proto head (a softmax temperature)
+
+    def __post_init__(self) -> None:
+        if self.head not in HEAD_INITS:
+            raise ConfigError(f"inner head must be one of {HEAD_INITS}, got {self.head!r}")
+        if self.steps < 0:
+            raise ConfigError(f"inner steps must be >= 0, got {self.steps}")
 
 
 def adapt(
@@ -77,6 +92,14 @@ def descend(
             halvings += 1
             lr /= 2
     return {k: v.detach() for k, v in fast.items()}
+
+
+def start_weights(
+    body: dict[str, Tensor], encode: Encode, x: Tensor, y: Tensor, n_way: int, inner: InnerConfig
+) -> dict[str, Tensor]:
+    """Detached leaf copies of ``body`` plus the task head ``inner.head`` asks for."""
+    head = init_head(encode, body, x, y, n_way, inner.head)
+    return detached({**body, **{k: inner.head_scale * v for k, v in head.items()}})
 
 
 def detached(weights: dict[str, Tensor]) -> dict[str, Tensor]:

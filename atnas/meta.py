@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from atnas.learner import InnerConfig, adapt, detached
 from atnas.space import Encode
-from atnas.supernet import Supernet, logits, zero_head
+from atnas.supernet import Supernet, init_head, logits
 from atnas.tasks import Task
 
 
@@ -47,9 +47,13 @@ def accumulate_meta_grad(
     scale: float,
 ) -> TaskOutcome:
     """Adds ``scale`` × this task's meta-gradient to the ``.grad`` of the supernet parameters."""
-    device = task.support_x.device
     views = supernet.weights(encode)
-    head = zero_head(encode, task.way, device)
+    head = {
+        k: inner.head_scale * v
+        for k, v in init_head(
+            encode, views, task.support_x, task.support_y, task.way, inner.head
+        ).items()
+    }
     if algorithm is MetaAlgorithm.MAML:
         start = {**views, **{k: v.requires_grad_(True) for k, v in head.items()}}
         fast = adapt(encode, start, task.support_x, task.support_y, inner, create_graph=True)

@@ -25,11 +25,11 @@ import torch
 
 from atnas.checkpoint import load_checkpoint, save_checkpoint
 from atnas.errors import CheckpointError, ConfigError
-from atnas.evolution import breed, random_encode, survivors
-from atnas.learner import InnerConfig, adapt, detached, score
+from atnas.evolution import breed_with_parents, random_encode
+from atnas.learner import InnerConfig, adapt, score, start_weights
 from atnas.meta import MetaAlgorithm, accumulate_meta_grad
-from atnas.space import Encode, SearchSpace
-from atnas.supernet import Supernet, zero_head
+from atnas.space import Encode, LayerChoice, SearchSpace
+from atnas.supernet import Supernet
 from atnas.tasks import Task, TaskSampler
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,8 @@ class MetaTrainConfig:
     ea_every: int = 50
     ea_tasks: int = 4
     explore: float = 0.0  # share of tasks trained on a random encode instead of a member
+    sandwich: bool = True  # every meta-batch also trains the widest and a narrowest path
+    fitness_memory: float = 0.5  # weight kept by earlier EA rounds' scores at each new round
     fixed_encode: Encode | None = None
     budget_seconds: float | None = 600.0
     iterations: int | None = None
@@ -99,10 +101,15 @@ class MetaTrainConfig:
 
 @dataclass
 class Member:
-    """A member of the meta-population; ``fitness`` is None until first scored."""
+    """A member of the meta-population; ``fitness`` is None until first scored.
+
+    ``fitness`` is a running posterior mean over EA rounds and ``weight`` the number of
+    fitness tasks behind it (earlier rounds decayed by ``fitness_memory``).
+    """
 
     encode: Encode
     fitness: float | None = None
+    weight: float = 0.0
 
 
 @dataclass
@@ -171,7 +178,8 @@ class MetaState:
                 "config": self.config.to_json(),
                 "supernet": self.supernet.state_dict(),
                 "population": [
-                    {"encode": m.encode.to_json(), "fitness": m.fitness} for m in self.population
+                    {"encode": m.encode.to_json(), "fitness": m.fitness, "weight": m.weight}
+                    for m in self.population
                 ],
                 "iteration": self.iteration,
                 "elapsed": self.elapsed,
@@ -191,7 +199,8 @@ class MetaState:
             net = Supernet(space)
             net.load_state_dict(data["supernet"])
             population = [
-                Member(Encode.from_json(m["encode"]), m["fitness"]) for m in data["population"]
+                Member(Encode.from_json(m["encode"]), m["fitness"], float(m.get("weight", 0.0)))
+                for m in data["population"]
             ]
         except (KeyError, TypeError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"{path}: inconsistent meta-state ({exc})") from None
@@ -208,12 +217,42 @@ class MetaState:
         return state, dict(data["extra"])
 
 
+def widest(space: SearchSpace) -> Encode:
+    """The widest path that the sandwich rule trains: Conv-4 when the space has conv3x3."""
+    if "conv3x3" in space.ops:
+        return space.conv4()
+    first = next(o for o in space.ops if o != "identity")
+    return Encode(tuple(LayerChoice(first, space.max_width) for _ in range(space.num_layers)))
+
+
+def narrowest(space: SearchSpace, rng: np.random.Generator) -> Encode:
+    """A random path at the smallest width of every layer (the sandwich rule's other end)."""
+    narrow = SearchSpace(space.num_layers, space.ops, space.widths[:1], space.in_channels)
+    return random_encode(narrow, rng)
+
+
+def initial_population(space: SearchSpace, n: int, rng: np.random.Generator) -> list[Encode]:
+    """``n`` distinct encodes: the widest path, then random ones (fewer if the space is small).
+
+    Bounded: a space with fewer than ``n`` valid encodes gives all it has after a fixed
+    number of draws instead of looping forever.
+    """
+    pop = [widest(space)]
+    for _ in range(50 * n):
+        if len(pop) >= n:
+            break
+        enc = random_encode(space, rng)
+        if enc not in pop:
+            pop.append(enc)
+    return pop[:n]
+
+
 def task_accuracy(
     supernet: Supernet, encode: Encode, task: Task, inner: InnerConfig
 ) -> tuple[float, float]:
     """(query accuracy, query loss) of ``encode`` after adapting on the task's support set."""
-    start = detached(
-        {**supernet.weights(encode), **zero_head(encode, task.way, task.support_x.device)}
+    start = start_weights(
+        supernet.weights(encode), encode, task.support_x, task.support_y, task.way, inner
     )
     fast = adapt(encode, start, task.support_x, task.support_y, inner)
     return score(encode, fast, task.query_x, task.query_y)
@@ -241,11 +280,7 @@ class MetaTrainer:
         if config.fixed_encode is not None:
             population = [Member(config.fixed_encode)]
         else:
-            population = []
-            while len(population) < config.population:
-                enc = random_encode(space, self.rng)
-                if all(m.encode != enc for m in population):
-                    population.append(Member(enc))
+            population = [Member(e) for e in initial_population(space, config.population, self.rng)]
         self.state = MetaState(space, config, net, population)
         self.optimizer = torch.optim.Adam(net.parameters(), lr=config.meta_lr)
 
@@ -298,8 +333,12 @@ class MetaTrainer:
             and elapsed0 + time.perf_counter() - started >= cfg.budget_seconds
         )
 
-    def _pick_encode(self) -> Encode:
+    def _pick_encode(self, slot: int) -> Encode:
         cfg, st = self.config, self.state
+        if cfg.fixed_encode is None and cfg.sandwich and slot < 2 and cfg.meta_batch >= 3:
+            # The sandwich rule: the widest and a narrowest path train in every meta-batch,
+            # so that the whole width range (Conv-4 included) stays usable.
+            return widest(st.space) if slot == 0 else narrowest(st.space, self.rng)
         if cfg.fixed_encode is None and self.rng.random() < cfg.explore:
             return random_encode(st.space, self.rng)
         return st.population[int(self.rng.integers(len(st.population)))].encode
@@ -309,8 +348,8 @@ class MetaTrainer:
         cfg = self.config
         self.optimizer.zero_grad(set_to_none=True)
         losses, accs = [], []
-        for _ in range(cfg.meta_batch):
-            encode = self._pick_encode()
+        for slot in range(cfg.meta_batch):
+            encode = self._pick_encode(slot)
             task = self.train.sample(self.rng).to(self.device)
             out = accumulate_meta_grad(
                 self.state.supernet, encode, task, cfg.inner, cfg.algorithm, 1.0 / cfg.meta_batch
@@ -321,18 +360,39 @@ class MetaTrainer:
         return float(np.mean(losses)), float(np.mean(accs))
 
     def evolve(self) -> None:
-        """One EA round: score population + offspring on the same fresh tasks; keep the best."""
+        """One EA round: score population + offspring on the same fresh tasks; keep the best.
+
+        A member's fitness accumulates over rounds (a posterior mean; earlier rounds weigh
+        ``fitness_memory`` as much at each new one), so one lucky round does not decide. A
+        child starts from its parents' fitness, worth half a round's tasks: it was scored on
+        weights it never trained, and must beat its parents by more than noise to displace them.
+        """
         cfg, st = self.config, self.state
         assert self.fitness is not None
-        parents = [m.encode for m in st.population]
+        parents = {m.encode: m for m in st.population}
         known = [m.fitness if m.fitness is not None else 0.0 for m in st.population]
-        children = breed(st.space, parents, known, cfg.offspring, self.rng)
+        bred = breed_with_parents(st.space, list(parents), known, cfg.offspring, self.rng)
         tasks = [self.fitness.sample(self.rng).to(self.device) for _ in range(cfg.ea_tasks)]
-        scored = []
-        for enc in parents + children:
-            accs = [task_accuracy(st.supernet, enc, t, cfg.inner)[0] for t in tasks]
-            scored.append((enc, float(np.mean(accs))))
-        st.population = [Member(e, f) for e, f in survivors(scored, cfg.population)]
+        k = float(cfg.ea_tasks)
+        updated: list[Member] = []
+        for m in st.population:
+            acc = float(
+                np.mean([task_accuracy(st.supernet, m.encode, t, cfg.inner)[0] for t in tasks])
+            )
+            w0 = cfg.fitness_memory * m.weight if m.fitness is not None else 0.0
+            f0 = m.fitness or 0.0
+            updated.append(Member(m.encode, (w0 * f0 + k * acc) / (w0 + k), w0 + k))
+        by_encode = {m.encode: m for m in updated}
+        for child, origin in bred:
+            acc = float(
+                np.mean([task_accuracy(st.supernet, child, t, cfg.inner)[0] for t in tasks])
+            )
+            fs = [by_encode[p].fitness for p in origin if by_encode[p].fitness is not None]
+            w0 = k / 2 if fs else 0.0
+            f0 = float(np.mean(fs)) if fs else 0.0  # type: ignore[arg-type]
+            updated.append(Member(child, (w0 * f0 + k * acc) / (w0 + k), w0 + k))
+        updated.sort(key=lambda m: -(m.fitness or 0.0))
+        st.population = updated[: cfg.population]
         st.ea_history.append(
             {
                 "iteration": st.iteration,

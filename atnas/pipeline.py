@@ -20,9 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from atnas.cost import arch_cost
 from atnas.data import ImageConfig, ImageSet, TaskData, load_images
-from atnas.errors import ConfigError, DatasetError
-from atnas.fitness import EvaluatorFactory
+from atnas.errors import ConfigError, ConstraintError, DatasetError
+from atnas.fitness import EvaluatorFactory, support_splits
+from atnas.floors import feature_prototype_acc, floors_report, pixel_centroid_acc, split_floors
+from atnas.latency import LatencyMeter
+from atnas.limits import CostLimits, check_feasible, within
 from atnas.metatrain import MetaState, MetaTrainConfig, MetaTrainer, Progress
 from atnas.presets import get_preset
 from atnas.search import Generation, SearchConfig, SearchResult, query_accuracy, search
@@ -135,38 +139,72 @@ def search_task(
     task: TaskData,
     config: SearchConfig | None = None,
     *,
+    limits: CostLimits | None = None,
     make_evaluator: EvaluatorFactory | None = None,
     on_generation: Callable[[Generation], None] | None = None,
     device: torch.device | None = None,
 ) -> TaskOutcome:
     """Searches an architecture for ``task`` from its support set, adapts it, reports.
 
-    Query images, when the task has them, are used after the search for the report only.
+    ``limits`` bound the returned net's MACs, parameters and batch-1 latency on ``device``
+    (:class:`ConstraintError`, naming the smallest cost, when no encode can meet them). The
+    report has the chosen net's cost, the accuracy-cost front of the candidates scored, and
+    two floors (nearest centroid on pixels, nearest prototype on the inherited features)
+    beside the model. Query images, when the task has them, are used after the search for
+    the report only.
     """
     cfg = config or SearchConfig()
     device = device or default_device()
     state.supernet.to(device)
     x, y, n_way = task_tensors(task)
+    x, y = x.to(device), y.to(device)
+    image_size = state.config.image_size
+    limits = limits or CostLimits()
+    check_feasible(state.space, limits, image_size, n_way)
+    meter = LatencyMeter(state.supernet, image_size, n_way)
+    constraint = None
+    if not limits.empty:
+        constraint = within(state.space, limits, image_size, n_way, meter)
     t0 = time.perf_counter()
-    result = search(
-        state.supernet,
-        [m.encode for m in state.ranked()],
-        x.to(device),
-        y.to(device),
-        n_way,
-        cfg,
-        make_evaluator=make_evaluator,
-        on_generation=on_generation,
-        prior=state.prior(),
-    )
+    try:
+        result = search(
+            state.supernet,
+            [m.encode for m in state.ranked()],
+            x,
+            y,
+            n_way,
+            cfg,
+            make_evaluator=make_evaluator,
+            constraint=constraint,
+            on_generation=on_generation,
+            prior=state.prior(),
+        )
+    except ConstraintError as exc:
+        if meter.cache:
+            fastest = min(meter.cache.values())
+            raise ConstraintError(
+                f"{exc}; the fastest net measured took {fastest:.3f} ms at batch 1 on {device}"
+            ) from None
+        raise
     total = time.perf_counter() - t0
-    query_acc = None
+    splits = support_splits(x, y, n_way, cfg.folds, cfg.views, cfg.seed)
+    support_floors = split_floors(state.supernet, result.encode, splits, n_way)
+    query_acc, query_floors = None, None
     if task.query is not None and len(task.query.images):
         qx = to_float(task.query.images).to(device)
         qy = torch.zeros(len(task.query.images), dtype=torch.long)
         for label, rows in enumerate(task.query.class_index):
             qy[torch.from_numpy(rows)] = label
-        query_acc = query_accuracy(result, qx, qy.to(device))
+        qy = qy.to(device)
+        query_acc = query_accuracy(result, qx, qy)
+        query_floors = {
+            "pixel_centroid": pixel_centroid_acc(x, y, qx, qy, n_way),
+            "feature_prototype": feature_prototype_acc(
+                state.supernet, result.encode, x, y, qx, qy, n_way
+            ),
+            "model": query_acc,
+        }
+    cost = arch_cost(state.space, result.encode, image_size, n_way)
     metrics = {
         **result.metrics(),
         "query_acc": query_acc,
@@ -176,6 +214,9 @@ def search_task(
         "total_seconds": total,
         "device": str(device),
         "search_config": cfg.to_json(),
+        "cost": {"macs": cost.flops, "params": cost.params, "latency_ms": meter(result.encode)},
+        "limits": limits.to_json(),
+        "floors": floors_report(support_floors, result.fitness.acc, query_floors),
     }
     return TaskOutcome(result, task.support.names, query_acc, metrics)
 
@@ -186,7 +227,7 @@ def task_image_config(state: MetaState) -> ImageConfig:
 
 
 def export_outcome(out_dir: str | Path, state: MetaState, outcome: TaskOutcome) -> dict[str, Path]:
-    """Writes model.ts, model.json, arch.json and metrics.json for a searched task."""
+    """Writes model.ts, model.json, arch.json, metrics.json and front.json for a searched task."""
     from atnas.export import export_model
 
     return export_model(
@@ -197,4 +238,5 @@ def export_outcome(out_dir: str | Path, state: MetaState, outcome: TaskOutcome) 
         outcome.classes,
         state.config.image_size,
         outcome.metrics,
+        front=[p.to_json() for p in outcome.result.front],
     )

@@ -1,11 +1,18 @@
 """Search for a novel task: evolve the architecture from the meta-population, then adapt.
 
 The population is seeded with the fittest encodes of the meta-population plus mutations of
-them. Each generation breeds as many children as the population size, scores the new ones from
-the support set alone (:mod:`atnas.fitness`) and keeps the fittest distinct encodes. Fitness
-values are cached: the inherited weights do not change during a search. After the last
-generation (or when the wall-clock budget is spent) the best encode is adapted on the whole
-support set.
+them. Each generation breeds ``screen`` × population children and ranks them by a zero-step
+proxy (nearest-prototype loss on inherited features: one forward pass each); the best
+``population`` of them get the full fitness (a few gradient steps on support splits, see
+:mod:`atnas.fitness`), and the fittest distinct encodes survive. Fitness values are cached:
+the inherited weights do not change during a search. After the last generation (or when the
+wall-clock budget is spent) the best encode is adapted on the whole support set.
+
+Ranking. A support set of 5-25 images scores a candidate with an error of several points, so
+the observed held-out loss is shrunk towards a prior: the meta-population's across-task
+fitness of the encode (a child inherits its parents' mean). How far it is shrunk is estimated
+from the search's own scores (empirical Bayes): the spread of the observations around the
+prior beyond their standard errors is the signal; the standard errors are the noise.
 """
 
 from __future__ import annotations
@@ -20,10 +27,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from atnas.errors import ConfigError
-from atnas.evolution import Constraint, breed, mutate, survivors
+from atnas.cost import arch_cost
+from atnas.errors import ConfigError, ConstraintError, EncodeError
+from atnas.evolution import Constraint, breed_with_parents, mutate, random_encode, survivors
 from atnas.fitness import (
-    LOSS_WEIGHT,
     Evaluator,
     EvaluatorFactory,
     Fitness,
@@ -43,19 +50,21 @@ class SearchConfig:
     population: int = 8
     generations: int = 3
     seed_top: int = 4  # encodes taken as they are from the meta-population
-    budget_seconds: float | None = None  # checked between generations
+    budget_seconds: float | None = None  # checked before every scoring batch
     inner: InnerConfig = InnerConfig(steps=5, lr=0.1)  # noqa: RUF009 (frozen value)
     final_inner: InnerConfig | None = InnerConfig(steps=10, lr=0.1)  # noqa: RUF009
-    folds: int = 1
-    views: int = 2
+    folds: int = 1  # hold-out folds when shots >= 2 (each holds out one image per class)
+    views: int = 2  # augmented views scored when shots == 1
     crossover_prob: float = 0.5
-    # Weight, in held-out images, of the meta-population's fitness as a prior (0: support only).
-    prior_strength: float = 60.0
+    screen: int = 4  # children per generation = screen x population, ranked by the proxy
+    shrink: bool = True  # shrink observed fitness towards the meta-population prior
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.population < 1 or self.generations < 0 or self.seed_top < 1:
             raise ConfigError("population and seed_top must be >= 1, generations >= 0")
+        if self.screen < 1 or self.folds < 1 or self.views < 1:
+            raise ConfigError("screen, folds and views must be >= 1")
         if self.budget_seconds is not None and self.budget_seconds <= 0:
             raise ConfigError("budget_seconds must be positive")
 
@@ -76,6 +85,28 @@ class Generation:
     elapsed: float
 
 
+@dataclass(frozen=True)
+class FrontPoint:
+    """A candidate on the accuracy-cost front: nothing cheaper ranked as high."""
+
+    encode: Encode
+    macs: int
+    params: int
+    acc: float
+    value: float
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (front.json rows)."""
+        return {
+            "encode": self.encode.to_json(),
+            "key": self.encode.key(),
+            "macs": self.macs,
+            "params": self.params,
+            "acc": self.acc,
+            "value": self.value,
+        }
+
+
 @dataclass
 class SearchResult:
     """The chosen encode, its adapted weights and how the search went."""
@@ -83,23 +114,29 @@ class SearchResult:
     encode: Encode
     weights: dict[str, Tensor]
     fitness: Fitness
+    value: float  # what the search ranked the chosen encode by (as progress shows it)
     history: list[Generation]
     evaluations: int
     search_seconds: float
     adapt_seconds: float
     support_acc: float
     scored: dict[Encode, Fitness] = field(default_factory=dict)
+    values: dict[Encode, float] = field(default_factory=dict)
+    front: list[FrontPoint] = field(default_factory=list)
+    screened: int = 0
 
     def metrics(self) -> dict[str, Any]:
         """The result as JSON (without weights)."""
         return {
             "encode": self.encode.to_json(),
-            "fitness": dataclasses.asdict(self.fitness) | {"value": self.fitness.value},
+            "fitness": dataclasses.asdict(self.fitness) | {"value": self.value},
             "generations": [dataclasses.asdict(g) for g in self.history],
             "evaluations": self.evaluations,
+            "screened": self.screened,
             "search_seconds": self.search_seconds,
             "adapt_seconds": self.adapt_seconds,
             "support_acc": self.support_acc,
+            "front": [p.to_json() for p in self.front],
         }
 
 
@@ -110,7 +147,11 @@ def seed_population(
     rng: np.random.Generator,
     constraint: Constraint | None = None,
 ) -> list[Encode]:
-    """The fittest ``seed_top`` meta-population encodes, topped up with their mutations."""
+    """The fittest ``seed_top`` meta-population encodes, topped up with their mutations.
+
+    When no member meets ``constraint``, the search starts from random encodes that do
+    (:class:`ConstraintError` when none can be found).
+    """
     pop: list[Encode] = []
     for e in ranked:
         if len(pop) == min(cfg.seed_top, cfg.population):
@@ -118,14 +159,73 @@ def seed_population(
         if e not in pop and space.is_valid(e) and (constraint is None or constraint(e)):
             pop.append(e)
     if not pop:
-        raise ConfigError("no encode of the meta-population satisfies the constraint")
+        try:
+            pop.append(random_encode(space, rng, constraint))
+        except EncodeError:
+            raise ConstraintError(
+                "no encode of the meta-population, nor any of 200 random ones, meets the "
+                "constraints"
+            ) from None
     for _ in range(cfg.population * 20):
         if len(pop) >= cfg.population:
             break
-        child = mutate(space, pop[int(rng.integers(len(pop)))], rng, constraint=constraint)
+        try:
+            child = mutate(space, pop[int(rng.integers(len(pop)))], rng, constraint=constraint)
+        except EncodeError:
+            break  # the constraint leaves few encodes: search what there is
         if child not in pop:
             pop.append(child)
     return pop
+
+
+def shrunk_values(
+    scored: Mapping[Encode, Fitness], prior: Mapping[Encode, float | None]
+) -> dict[Encode, float]:
+    """Posterior means of each candidate's held-out score (``-loss``), by empirical Bayes.
+
+    Model: observed score ``o_i ~ N(t_i, se_i^2)``, true score ``t_i ~ N(m_i, tau^2)`` with
+    ``m_i = mean(o) + beta * (f_i - mean(f))`` from the prior fitness ``f_i`` (``beta`` the
+    least-squares slope, at least 0; ``m_i = mean(o)`` without a prior). ``tau^2`` is the
+    spread of ``o - m`` beyond the mean squared standard error. Returns
+    ``m_i + tau^2 / (tau^2 + se_i^2) * (o_i - m_i)``.
+    """
+    encs = list(scored)
+    o = np.array([-scored[e].loss for e in encs])
+    se2 = np.array([scored[e].loss_se2 for e in encs])
+    if len(encs) < 3:
+        return {e: float(v) for e, v in zip(encs, o, strict=True)}
+    f_raw = [prior.get(e) for e in encs]
+    has = np.array([f is not None for f in f_raw])
+    f = np.array([0.0 if v is None else v for v in f_raw])
+    m = np.full(len(encs), o.mean())
+    if has.sum() >= 3 and f[has].var() > 0:
+        beta = max(0.0, float(np.cov(o[has], f[has])[0, 1] / f[has].var(ddof=1)))
+        m[has] = o[has].mean() + beta * (f[has] - f[has].mean())
+        m[~has] = o[~has].mean() if (~has).any() else m[~has]
+    tau2 = max(float(np.var(o - m)) - float(se2.mean()), 1e-8)
+    w = tau2 / (tau2 + se2)
+    return {e: float(v) for e, v in zip(encs, m + w * (o - m), strict=True)}
+
+
+def pareto_front(
+    space: SearchSpace,
+    scored: Mapping[Encode, Fitness],
+    values: Mapping[Encode, float],
+    image_size: int,
+    n_way: int,
+) -> list[FrontPoint]:
+    """The best-ranked candidate at each cost level: cheapest first, each ranked above all
+    cheaper ones."""
+    points = []
+    for e in scored:
+        c = arch_cost(space, e, image_size, n_way)
+        points.append(FrontPoint(e, c.flops, c.params, scored[e].acc, values[e]))
+    points.sort(key=lambda p: (p.macs, -p.value))
+    front: list[FrontPoint] = []
+    for p in points:
+        if not front or p.value > front[-1].value:
+            front.append(p)
+    return front
 
 
 def search(
@@ -142,21 +242,15 @@ def search(
 ) -> SearchResult:
     """Evolves an architecture for the task given by its support set, then adapts it.
 
-    A candidate's value is its support hold-out accuracy shrunk towards a prior: the
-    meta-population's across-task fitness of that encode (for an encode new to the
-    meta-population, the population's lowest fitness), weighted as ``cfg.prior_strength``
-    held-out images. With a few support images the hold-out accuracy alone is too noisy to
-    rank candidates, and an encode the supernet never trained tends to win by luck.
-
     Args:
         supernet: the meta-supernet (its weights are not modified).
         ranked: meta-population encodes, fittest first.
         support_x, support_y: the task's labelled images (B, C, H, W) and labels 0..n_way-1.
         n_way: number of classes.
-        cfg: population, generations, wall-clock budget, inner loop, seed.
+        cfg: population, generations, screening, wall-clock budget, inner loop, seed.
         make_evaluator: builds the scorer of encodes from the support splits (default: scores
             in this process); it only ever receives the support set.
-        constraint: an optional predicate on encodes (e.g. a parameter budget).
+        constraint: an optional predicate on encodes (e.g. :func:`atnas.limits.within`).
         on_generation: called after each generation; may raise to stop.
         prior: the meta-population's fitness of its encodes (None: support fitness only).
     """
@@ -164,56 +258,70 @@ def search(
     started = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
     splits = support_splits(support_x, support_y, n_way, cfg.folds, cfg.views, cfg.seed)
-    evaluator: Evaluator
-    if make_evaluator is None:
-        evaluator = LocalEvaluator(supernet, splits, n_way, cfg.inner)
-    else:
-        evaluator = make_evaluator(splits, n_way, cfg.inner)
+    proxy_inner = dataclasses.replace(cfg.inner, steps=0)
+    factory: EvaluatorFactory = make_evaluator or (
+        lambda sp, n, inner: LocalEvaluator(supernet, sp, n, inner)
+    )
+    evaluator: Evaluator = factory(splits, n_way, cfg.inner)
+    proxy: Evaluator = factory(splits, n_way, proxy_inner)
     scored: dict[Encode, Fitness] = {}
-    n_obs = sum(len(sp.hy) for sp in splits)
-    known = {e: f for e, f in (prior or {}).items() if f is not None}
-    k = cfg.prior_strength if known else 0.0
-    floor = min(known.values()) if known else 0.0
+    priors: dict[Encode, float | None] = dict(prior or {})
+    screened = 0
 
-    def value(e: Encode) -> float:
-        f = scored[e]
-        shrunk = (n_obs * f.acc + k * known.get(e, floor)) / (n_obs + k)
-        return shrunk - LOSS_WEIGHT * f.loss
+    def values() -> dict[Encode, float]:
+        if cfg.shrink:
+            return shrunk_values(scored, priors)
+        return {e: -f.loss for e, f in scored.items()}
 
     def evaluate(encodes: list[Encode]) -> None:
         fresh = [e for e in encodes if e not in scored]
         for e, f in zip(fresh, evaluator(fresh), strict=True):
             scored[e] = f
 
+    def out_of_time() -> bool:
+        return (
+            cfg.budget_seconds is not None and time.perf_counter() - started >= cfg.budget_seconds
+        )
+
     pop = seed_population(space, ranked, cfg, rng, constraint)
     history: list[Generation] = []
     for gen in range(cfg.generations + 1):
         if gen > 0:
-            if (
-                cfg.budget_seconds is not None
-                and time.perf_counter() - started >= cfg.budget_seconds
-            ):
+            if out_of_time():
                 break
-            children = breed(
+            vals = values()
+            bred = breed_with_parents(
                 space,
                 pop,
-                [value(e) for e in pop],
-                cfg.population,
+                [vals[e] for e in pop],
+                cfg.population * cfg.screen,
                 rng,
                 cfg.crossover_prob,
                 constraint,
                 exclude=set(scored),
             )
+            for child, parents in bred:
+                known = [priors[p] for p in parents if priors.get(p) is not None]
+                priors[child] = float(np.mean(known)) if known else None  # type: ignore[arg-type]
+            children = [c for c, _ in bred]
+            if len(children) > cfg.population:
+                screened += len(children)
+                proxy_fit = proxy(children)
+                order = np.argsort([f.loss for f in proxy_fit], kind="stable")
+                children = [children[int(i)] for i in order[: cfg.population]]
+            if out_of_time():
+                break
             evaluate(children)
-            pop = [e for e, _ in survivors([(e, value(e)) for e in pop + children], cfg.population)]
+            vals = values()
+            pop = [e for e, _ in survivors([(e, vals[e]) for e in pop + children], cfg.population)]
         else:
             evaluate(pop)
-            pop = [e for e, _ in survivors([(e, value(e)) for e in pop], cfg.population)]
-        values = [value(e) for e in pop]
+            vals = values()
+            pop = [e for e, _ in survivors([(e, vals[e]) for e in pop], cfg.population)]
         g = Generation(
             gen,
-            max(values),
-            float(np.mean(values)),
+            vals[pop[0]],
+            float(np.mean([vals[e] for e in pop])),
             pop[0].key(),
             len(scored),
             time.perf_counter() - started,
@@ -221,7 +329,8 @@ def search(
         history.append(g)
         if on_generation is not None:
             on_generation(g)
-    best = pop[0]
+    vals = values()
+    best = max(pop, key=lambda e: vals[e])
     search_seconds = time.perf_counter() - started
     t0 = time.perf_counter()
     weights = adapt_encode(
@@ -233,12 +342,16 @@ def search(
         best,
         weights,
         scored[best],
+        vals[best],
         history,
         len(scored),
         search_seconds,
         adapt_seconds,
         support_acc,
         scored,
+        vals,
+        pareto_front(space, scored, vals, int(support_x.shape[-1]), n_way),
+        screened,
     )
 
 

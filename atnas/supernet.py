@@ -6,8 +6,15 @@ module state, so one supernet can serve many encodes at once.
 
 Layer ``i`` computes ``op_i -> group norm (no running statistics) -> ReLU -> 2x2 max-pool``;
 then global average pooling and a linear head over the task's classes. The head is not part of
-the supernet: each task starts from a zero head of its own size (any N-way works, and the
-prediction is invariant to the order of classes).
+the supernet: each task starts from a head of its own size (any N-way works, and the
+prediction is invariant to the order of classes), either zero or built from the class
+prototypes of its support set (Proto-MAML: the head then starts as a nearest-prototype
+classifier, so the first inner step already trains the body).
+
+Group norm uses a fixed number of channels per group (:data:`CHANNELS_PER_GROUP`), not a fixed
+number of groups: the first ``k`` channels of a wide layer and the ``k`` channels of a narrow
+one are then normalised over the same groups, so a width-16 subnet computes exactly the first
+16 channels of the width-64 layer (with 8 groups at every width they differed by ~0.5).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from torch import Tensor, nn
 from atnas.ops import OPS
 from atnas.space import Encode, SearchSpace
 
-NORM_GROUPS = 8
+CHANNELS_PER_GROUP = 8
 
 
 def _pkey(layer: int, op: str, name: str) -> str:
@@ -29,8 +36,12 @@ def _pkey(layer: int, op: str, name: str) -> str:
 
 
 def norm_groups(width: int) -> int:
-    """Group count of the group norm after a layer of ``width`` channels."""
-    return math.gcd(width, NORM_GROUPS)
+    """Group count of the group norm after a layer of ``width`` channels.
+
+    Groups hold :data:`CHANNELS_PER_GROUP` channels (fewer only when ``width`` is not a
+    multiple of it), so that shared channels are normalised alike at every width.
+    """
+    return width // math.gcd(width, CHANNELS_PER_GROUP)
 
 
 class Supernet(nn.Module):
@@ -97,6 +108,29 @@ def features(x: Tensor, encode: Encode, weights: dict[str, Tensor]) -> Tensor:
 def logits(x: Tensor, encode: Encode, weights: dict[str, Tensor]) -> Tensor:
     """Class scores of a subnet with its task head. (B, C, H, W) -> (B, N)."""
     return F.linear(features(x, encode, weights), weights["head.w"], weights["head.b"])
+
+
+def proto_head(feats: Tensor, y: Tensor, n_way: int) -> dict[str, Tensor]:
+    """A linear head equal to the nearest-prototype classifier on ``feats`` (B, C).
+
+    With class means ``p_c``, ``-|f - p_c|^2 = 2 p_c.f - |p_c|^2 - |f|^2``; the last term is the
+    same for every class, so ``w_c = 2 p_c`` and ``b_c = -|p_c|^2`` rank classes as the
+    distances do (Proto-MAML, Triantafillou et al. 2020). Detached from ``feats``.
+    """
+    f = feats.detach()
+    onehot = F.one_hot(y, n_way).to(f.dtype)  # (B, N)
+    protos = (onehot.t() @ f) / onehot.sum(0).clamp_min(1.0).unsqueeze(1)  # (N, C)
+    return {"head.w": 2 * protos, "head.b": -(protos**2).sum(1)}
+
+
+def init_head(
+    encode: Encode, weights: dict[str, Tensor], x: Tensor, y: Tensor, n_way: int, kind: str
+) -> dict[str, Tensor]:
+    """The task head an inner loop starts from: ``"proto"`` (from (x, y)) or ``"zero"``."""
+    if kind == "zero":
+        return zero_head(encode, n_way, x.device)
+    with torch.no_grad():
+        return proto_head(features(x, encode, weights), y, n_way)
 
 
 def zero_head(encode: Encode, n_way: int, device: torch.device | None = None) -> dict[str, Tensor]:

@@ -29,7 +29,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory):
     return state, task, outcome, out, paths
 
 
-def test_export_writes_the_four_files(exported) -> None:
+def test_export_writes_every_model_file(exported) -> None:
     _, _, _, out, paths = exported
     assert set(paths) == set(MODEL_FILES)
     assert sorted(p.name for p in out.iterdir()) == sorted(MODEL_FILES)  # no temp files

@@ -169,7 +169,9 @@ def test_norm_relu_pool_shapes_for_3_to_6_layers(num_layers: int, size: int) -> 
     assert torch.allclose(out, h.mean(dim=(2, 3)), atol=1e-6)
 
 
-@pytest.mark.parametrize(("width", "groups"), [(8, 8), (16, 8), (48, 8), (4, 4), (12, 4), (6, 2)])
-def test_norm_groups_divide_the_width(width: int, groups: int) -> None:
+@pytest.mark.parametrize(
+    ("width", "groups"), [(8, 1), (16, 2), (48, 6), (64, 8), (4, 1), (12, 3), (6, 3)]
+)
+def test_norm_groups_hold_a_fixed_number_of_channels(width: int, groups: int) -> None:
     assert norm_groups(width) == groups
     assert width % norm_groups(width) == 0

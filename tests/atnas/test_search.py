@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,7 +15,14 @@ from atnas.data import ImageSet, TaskData
 from atnas.errors import ConfigError
 from atnas.fitness import Fitness
 from atnas.learner import predict
-from atnas.search import Generation, SearchConfig, SearchResult, search, seed_population
+from atnas.search import (
+    Generation,
+    SearchConfig,
+    SearchResult,
+    search,
+    seed_population,
+    shrunk_values,
+)
 from atnas.space import Encode
 from tests.atnas.conftest import TINY_SEARCH, TINY_SPACE, synthetic_task, tiny_state
 
@@ -107,16 +116,21 @@ def test_search_result_is_consistent() -> None:
     assert seen == r.history
     assert TINY_SPACE.is_valid(r.encode)
     assert r.fitness == r.scored[r.encode]
-    assert r.fitness.value == max(f.value for f in r.scored.values())
-    assert r.history[-1].best == pytest.approx(r.fitness.value)
+    assert r.value == r.values[r.encode] == max(r.values.values())
+    assert r.history[-1].best == pytest.approx(r.value)  # progress shows what the result says
     assert r.history[-1].best_encode == r.encode.key()
-    assert [g.best for g in r.history] == sorted(g.best for g in r.history)  # elitist: never worse
     assert r.evaluations == len(r.scored) == r.history[-1].evaluations
     assert r.evaluations <= TINY_SEARCH.population * (TINY_SEARCH.generations + 1)
     assert r.weights["head.w"].shape == (3, r.encode.layers[-1].width)
     assert 0.0 <= r.support_acc <= 1.0
     m = r.metrics()
     assert Encode.from_json(m["encode"]) == r.encode and len(m["generations"]) == 3
+    assert m["fitness"]["value"] == r.value
+    # the front: cheapest first, each point ranked above every cheaper one, the choice on it
+    front = m["front"]
+    assert front and [p["macs"] for p in front] == sorted(p["macs"] for p in front)
+    assert all(a["value"] < b["value"] for a, b in itertools.pairwise(front))
+    assert front[-1]["key"] == r.encode.key()
     for k, v in state.supernet.state_dict().items():
         assert torch.equal(v, before[k])  # the meta-supernet is never modified
 
@@ -144,13 +158,16 @@ def test_evaluator_factory_sees_only_support_images_and_constraint_holds() -> No
     support_rows = {tuple(r.flatten().tolist()) for r in x}
 
     def make_evaluator(splits, n_way, inner):
-        assert n_way == 3 and inner == TINY_SEARCH.inner
+        # the full fitness and the zero-step proxy
+        assert n_way == 3 and inner in (TINY_SEARCH.inner, replace(TINY_SEARCH.inner, steps=0))
         for s in splits:  # every image an evaluator can see is a support image
             assert {tuple(r.flatten().tolist()) for r in torch.cat([s.x, s.hx])} <= support_rows
 
         def by_width(encodes):
-            calls.append(list(encodes))
-            return [Fitness(sum(c.width for c in e.layers) / 100, 0.0) for e in encodes]
+            if inner.steps:
+                calls.append(list(encodes))
+            acc = [sum(c.width for c in e.layers) / 100 for e in encodes]
+            return [Fitness(a, 1.0 - a) for a in acc]
 
         return by_width
 
@@ -171,6 +188,7 @@ def test_evaluator_factory_sees_only_support_images_and_constraint_holds() -> No
     )
     assert calls and all(narrow_last(e) for batch in calls for e in batch)
     assert sum(len(b) for b in calls) == len({e for b in calls for e in b})  # each scored once
+    assert r.screened > 0  # children were screened by the proxy before the full fitness
     assert r.encode.layers[-1].width == 8
     assert r.fitness.acc == max(f.acc for f in r.scored.values())
 
@@ -193,21 +211,32 @@ def test_bad_search_config(kwargs: dict) -> None:
         SearchConfig(**kwargs)
 
 
-def test_prior_strength_pulls_the_choice_towards_the_meta_population() -> None:
+def test_shrinkage_follows_the_prior_when_scores_are_noise_and_the_data_when_not() -> None:
+    e = [Encode.of(("conv3x3", 8), ("conv3x3", 8), (op, 8)) for op in ("conv3x3", "conv5x5")]
+    e += [Encode.of(("conv3x3", 16), ("conv3x3", 8), (op, 8)) for op in ("conv3x3", "conv5x5")]
+    prior = {e[0]: 0.9, e[1]: 0.7, e[2]: 0.5, e[3]: 0.3}
+    # observations that agree with the prior overall but rank e[1] above e[0], with standard
+    # errors far above their spread
+    losses = [1.00, 0.99, 1.05, 1.08]
+    noisy = {x: Fitness(0.5, loss, loss_se2=1.0) for x, loss in zip(e, losses, strict=True)}
+    v = shrunk_values(noisy, prior)
+    assert max(v, key=v.__getitem__) == e[0]  # the prior decides
+    # the same observations, measured exactly: the data decide
+    exact = {x: replace(f, loss_se2=0.0) for x, f in noisy.items()}
+    v = shrunk_values(exact, prior)
+    assert all(v[x] == pytest.approx(-exact[x].loss) for x in e)
+    # no prior: the ranking by observed loss is kept when standard errors are equal
+    v = shrunk_values(noisy, {})
+    assert sorted(e, key=v.__getitem__) == sorted(e, key=lambda x: -noisy[x].loss)
+
+
+def test_a_prior_makes_the_search_prefer_the_meta_population_favourite() -> None:
     state = tiny_state()
-    task = synthetic_task(way=3, shot=3, query=2)
-    x, y, n = pipeline.task_tensors(task)
+    x, y, n = pipeline.task_tensors(synthetic_task(way=3, shot=3, query=2))
     ranked = [m.encode for m in state.ranked()]
-    # an arbitrary prior: the last-ranked member is believed best across tasks
-    favourite = ranked[-1]
-    prior = {e: (0.9 if e == favourite else 0.1) for e in ranked}
-    strong = dataclasses.replace(
-        TINY_SEARCH, prior_strength=1e6, seed_top=len(ranked), population=len(ranked)
-    )
-    chosen = search(state.supernet, ranked, x, y, n, strong, prior=prior)
-    assert chosen.encode == favourite
-    # without a prior (or with zero strength) the support fitness alone decides, as before
-    off = dataclasses.replace(strong, prior_strength=0.0)
-    a = search(state.supernet, ranked, x, y, n, off, prior=prior)
-    b = search(state.supernet, ranked, x, y, n, off)
-    assert a.encode == b.encode and [g.best for g in a.history] == [g.best for g in b.history]
+    cfg = dataclasses.replace(TINY_SEARCH, seed_top=len(ranked), population=len(ranked))
+    off = search(state.supernet, ranked, x, y, n, dataclasses.replace(cfg, shrink=False))
+    # without shrinkage the observed loss alone decides
+    assert off.value == -off.fitness.loss == max(-f.loss for f in off.scored.values())
+    with_prior = search(state.supernet, ranked, x, y, n, cfg, prior={e: 0.5 for e in ranked})
+    assert with_prior.value == with_prior.values[with_prior.encode]

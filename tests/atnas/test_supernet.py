@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from atnas.space import Encode, SearchSpace
-from atnas.supernet import Supernet, features, logits, zero_head
+from atnas.supernet import Supernet, features, logits, proto_head, zero_head
 
 SPACE = SearchSpace(num_layers=3, widths=(8, 16))
 
@@ -106,3 +107,38 @@ def test_three_channel_space() -> None:
     e = space.conv4()
     assert net.weights(e)["l0.w"].shape == (8, 3, 3, 3)
     assert net(torch.rand(2, 3, 8, 8), e).shape == (2, 8)
+
+
+@pytest.mark.parametrize("op", ["conv3x3", "conv5x5", "dilconv3x3", "maxpool_conv1x1"])
+def test_a_narrow_layer_computes_the_leading_channels_of_the_wide_one(op: str) -> None:
+    """Fixed channels per norm group: shared channels are normalised alike at every width."""
+    space = SearchSpace(num_layers=2, widths=(16, 32, 48, 64))
+    net = Supernet(space, seed=1)
+    with torch.no_grad():  # non-trivial norm affine parameters
+        for k, v in net.weights_.items():
+            if "gn_" in k:
+                v.add_(0.2 * torch.randn(v.shape))
+    x = torch.rand(3, 1, 12, 12)
+    first = ("conv3x3", 32)
+    for narrow in (16, 32, 48):
+        a = features_of(net, Encode.of(first, (op, narrow)), x)
+        b = features_of(net, Encode.of(first, (op, 64)), x)
+        assert torch.allclose(a, b[:, :narrow], atol=1e-5), narrow
+
+
+def features_of(net: Supernet, encode: Encode, x: torch.Tensor) -> torch.Tensor:
+    return features(x, encode, net.weights(encode))
+
+
+def test_proto_head_is_the_nearest_prototype_classifier() -> None:
+    gen = torch.Generator().manual_seed(0)
+    feats = torch.rand(12, 6, generator=gen)
+    y = torch.arange(4).repeat(3)
+    head = proto_head(feats, y, 4)
+    protos = torch.stack([feats[y == c].mean(0) for c in range(4)])
+    q = torch.rand(20, 6, generator=gen)
+    scores = q @ head["head.w"].t() + head["head.b"]
+    assert torch.equal(scores.argmax(1), torch.cdist(q, protos).argmin(1))
+    # the differences between classes are those of the negative squared distances
+    d = -(torch.cdist(q, protos) ** 2)
+    assert torch.allclose(scores - scores[:, :1], d - d[:, :1], atol=1e-5)
