@@ -5,6 +5,8 @@ Example:
     ...     ds = client.upload_dataset(Path("omniglot.zip"))
     ...     job = client.submit("meta_train", {"datasets": [ds.id], "budget_seconds": 60})
     ...     final = client.wait(job.id, timeout=600)
+    ...     task = client.upload_dataset(Path("my_task.zip"))
+    ...     found = client.search(job.id, task.id, max_macs=1_000_000)   # a net of <= 1M MACs
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from service.schemas import (
     JobPage,
     JobPublic,
     JobStatus,
+    SearchConstraints,
     SupernetPublic,
 )
 
@@ -98,15 +101,52 @@ class AtnasClient:
         kind: JobKind | str,
         spec: dict[str, Any] | BaseModel,
         idempotency_key: str | None = None,
+        constraints: dict[str, Any] | SearchConstraints | None = None,
     ) -> JobPublic:
-        """Queues a job; with ``idempotency_key``, a retry returns the same job."""
-        body = {
-            "kind": JobKind(kind).value,
-            "spec": spec.model_dump(mode="json") if isinstance(spec, BaseModel) else spec,
-        }
+        """Queues a job; with ``idempotency_key``, a retry returns the same job.
+
+        ``constraints`` (search jobs: ``max_macs``, ``max_params``, ``max_latency_ms``) replace
+        the spec's own; the service answers an impossible bound with a 422 naming the smallest
+        cost (:class:`ApiError`).
+        """
+        fields = spec.model_dump(mode="json") if isinstance(spec, BaseModel) else dict(spec)
+        if isinstance(constraints, BaseModel):
+            fields["constraints"] = constraints.model_dump(mode="json", exclude_none=True)
+        elif constraints is not None:
+            fields["constraints"] = constraints
+        body = {"kind": JobKind(kind).value, "spec": fields}
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         resp = self._http.post("/v1/jobs", json=body, headers=headers)
         return JobPublic.model_validate(self._json(resp))
+
+    def search(
+        self,
+        supernet: str,
+        dataset: str,
+        *,
+        constraints: dict[str, Any] | SearchConstraints | None = None,
+        max_macs: int | None = None,
+        max_params: int | None = None,
+        max_latency_ms: float | None = None,
+        idempotency_key: str | None = None,
+        **spec: Any,
+    ) -> JobPublic:
+        """Queues a search job of ``supernet`` (a meta_train job id) on the task ``dataset``.
+
+        Bounds come as ``constraints`` or as the fields themselves (these win); the rest of
+        ``spec`` is :class:`SearchSpec`'s fields (``budget_seconds``, ``seed``, ...).
+        """
+        given = constraints.model_dump() if isinstance(constraints, BaseModel) else constraints
+        bounds = {k: v for k, v in (given or {}).items() if v is not None}
+        fields = {"max_macs": max_macs, "max_params": max_params, "max_latency_ms": max_latency_ms}
+        bounds |= {k: v for k, v in fields.items() if v is not None}
+        body = {"supernet": supernet, "dataset": dataset, **spec}
+        return self.submit(
+            JobKind.search,
+            body,
+            idempotency_key=idempotency_key,
+            constraints=bounds if bounds or constraints is not None else None,
+        )
 
     def job(self, job_id: str) -> JobPublic:
         """One job: status, progress, result, error."""

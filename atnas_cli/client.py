@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from atnas_cli import constraints
 from atnas_cli.output import CliError, emit
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -35,6 +36,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "spec", help='e.g. \'{"datasets": ["<id>"], "budget_seconds": 300}\' or @spec.json'
     )
     p.add_argument("--idempotency-key", default=None, help="repeat-safe submission key")
+    constraints.add_options(p)
+    p.epilog = "--max-* (search jobs only) set the spec's constraints, over any in SPEC."
     p.set_defaults(func=cmd_submit)
     p = parser("status", "show a job (status, progress, result, error)")
     p.add_argument("job")
@@ -88,22 +91,34 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    text = args.spec
-    if text.startswith("@"):
-        try:
-            text = Path(text[1:]).read_text()
-        except OSError as exc:
-            raise CliError(f"cannot read {text[1:]}: {exc.strerror}") from None
-    try:
-        spec = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CliError(f"spec is not valid JSON: {exc}") from None
+    bounds = constraints.constraints_of(args)
+    if bounds and args.kind != "search":
+        raise CliError("--max-macs, --max-params and --max-latency-ms apply to search jobs only")
+    spec = _spec(args.spec)
+    if bounds:
+        if not isinstance(spec, dict):
+            raise CliError("spec must be a JSON object")
+        current = spec.get("constraints")
+        spec["constraints"] = {**(current if isinstance(current, dict) else {}), **bounds}
     job = _call(_client(args).submit, args.kind, spec, idempotency_key=args.idempotency_key)
     if args.json:
         _show(job, True)
     else:
         print(f"{job.id}  {job.status.value}")
     return 0
+
+
+def _spec(text: str) -> Any:
+    """The spec argument: JSON, or ``@file`` holding JSON."""
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text()
+        except OSError as exc:
+            raise CliError(f"cannot read {text[1:]}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"spec is not valid JSON: {exc}") from None
 
 
 def cmd_status(args: argparse.Namespace) -> int:

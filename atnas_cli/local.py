@@ -16,12 +16,14 @@ from atnas.errors import ConfigError
 from atnas.evaluate import Method, evaluate
 from atnas.export import write_json
 from atnas.learner import InnerConfig
+from atnas.limits import CostLimits, check_feasible
 from atnas.meta import MetaAlgorithm
 from atnas.metatrain import MetaState, Progress
 from atnas.presets import PRESETS, get_preset
 from atnas.search import Generation, SearchConfig
 from atnas.space import Encode
 from atnas.tasks import TaskSampler
+from atnas_cli import constraints
 from atnas_cli.output import emit
 
 log = logging.getLogger("atnas")
@@ -106,12 +108,14 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="search an architecture for a novel task and export the adapted model",
         description="Evolves the architecture for the task in TASK (support/<class>/*, and "
         "optionally query/<class>/* used only for the report) from the meta-population, adapts "
-        "it on the support set and writes model.ts, model.json, arch.json, metrics.json to OUT.",
+        "it on the support set and writes model.ts, model.json, arch.json, metrics.json and "
+        "front.json (the best net found at each cost) to OUT. --max-* bound the net's cost.",
     )
     p.add_argument("task", type=Path, help="task folder or zip with support/ (and query/)")
     p.add_argument("--supernet", type=Path, required=True, help="supernet.pt written by meta-train")
     p.add_argument("--out", type=Path, required=True, help="folder for the model files")
     _add_search_options(p)
+    constraints.add_options(p)
     p.add_argument("--json", action="store_true", help="print metrics as JSON on stdout")
     p.set_defaults(func=cmd_search)
 
@@ -253,8 +257,12 @@ def cmd_meta_train(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Searches and adapts a model for one task, then exports it."""
+    bounds = constraints.constraints_of(args)  # bad values fail before any loading
+    limits = CostLimits(**bounds) if bounds else None
     state, _ = MetaState.load(args.supernet)
     task = load_task(args.task, pipeline.task_image_config(state))
+    if limits is not None:  # an impossible MAC or parameter bound: one line, before the bar
+        check_feasible(state.space, limits, state.config.image_size, task.support.num_classes)
     cfg = _search_config(args)
     bar = tqdm(
         total=cfg.generations + 1, unit="gen", desc="search", dynamic_ncols=True, leave=False
@@ -265,20 +273,33 @@ def cmd_search(args: argparse.Namespace) -> int:
         bar.set_postfix(best=f"{g.best:.3f}", evals=g.evaluations)
 
     try:
-        outcome = pipeline.search_task(state, task, cfg, on_generation=on_gen)
+        outcome = pipeline.search_task(state, task, cfg, limits=limits, on_generation=on_gen)
     finally:
         bar.close()
     pipeline.export_outcome(args.out, state, outcome)
     q = "n/a" if outcome.query_acc is None else f"{outcome.query_acc:.3f}"
+    cost = outcome.metrics["cost"]
     emit(
         outcome.metrics,
         args.json,
         f"architecture: {outcome.result.encode}\nsupport accuracy: {outcome.result.support_acc:.3f}"
-        f"  query accuracy: {q}\nsearch {outcome.result.search_seconds:.1f}s + adaptation "
-        f"{outcome.result.adapt_seconds:.1f}s ({outcome.result.evaluations} candidates)\n"
-        f"model files in {args.out}",
+        f"  query accuracy: {q}\ncost: {cost['macs']:,} MACs, {cost['params']:,} parameters, "
+        f"{cost['latency_ms']:.2f} ms per image\n{_floors_line(outcome.metrics['floors'])}\n"
+        f"search {outcome.result.search_seconds:.1f}s + "
+        f"adaptation {outcome.result.adapt_seconds:.1f}s ({outcome.result.evaluations} "
+        f"candidates)\nmodel files in {args.out}",
     )
     return 0
+
+
+def _floors_line(floors: dict[str, Any]) -> str:
+    """The support-set floors beside the model, and a warning when it does not beat them."""
+    s = floors["support"]
+    line = (
+        f"support floors: pixel centroid {s['pixel_centroid']:.3f}, feature prototype "
+        f"{s['feature_prototype']:.3f}; model {s['model']:.3f}"
+    )
+    return line if floors["model_beats_floors"] else line + " (does NOT beat the floors)"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -64,6 +64,25 @@ class MetaTrainSpec(BaseModel):
     channels: Literal[1, 3] = 1
 
 
+class SearchConstraints(BaseModel):
+    """Upper bounds on the cost of the net a search returns; an unset field is unbounded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_macs: int | None = Field(
+        default=None, gt=0, description="multiply-accumulates of one image's forward pass"
+    )
+    max_params: int | None = Field(
+        default=None, gt=0, description="parameters of the net, head included"
+    )
+    max_latency_ms: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="milliseconds per image at batch 1, measured on the worker's device",
+    )
+
+
 class SearchSpec(BaseModel):
     """What a ``search`` job adapts: a supernet (a meta_train job id) to a task dataset."""
 
@@ -75,6 +94,9 @@ class SearchSpec(BaseModel):
     generations: int | None = Field(default=None, ge=1, le=1000)
     population: int | None = Field(default=None, ge=2, le=256)
     seed: int = 0
+    constraints: SearchConstraints | None = Field(
+        default=None, description="cost bounds of the returned net (impossible ones are a 422)"
+    )
 
 
 JobSpec = MetaTrainSpec | SearchSpec

@@ -19,9 +19,11 @@ from service.layout import group_of
 from service.schemas import (
     DatasetPublic,
     JobKind,
+    JobPublic,
     JobSpec,
     JobStatus,
     MetaTrainSpec,
+    SearchConstraints,
     SearchSpec,
 )
 
@@ -88,7 +90,8 @@ def validate_meta_train(spec: MetaTrainSpec, datasets: DatasetStore) -> int:
 
 
 def validate_search(spec: SearchSpec, jobs: JobStore, datasets: DatasetStore) -> None:
-    """Checks a search spec: a succeeded meta_train supernet and a task dataset of 2+ classes."""
+    """Checks a search spec: a succeeded meta_train supernet, a task dataset of 2+ classes and
+    MAC and parameter bounds that some net of the supernet's space meets."""
     try:
         supernet = jobs.get(spec.supernet)
     except JobNotFound:
@@ -115,6 +118,40 @@ def validate_search(spec: SearchSpec, jobs: JobStore, datasets: DatasetStore) ->
         raise InvalidSpec(
             f"spec.dataset: the task of dataset {ds.id!r} has {len(ds.classes)} class; "
             "at least 2 are needed"
+        )
+    if spec.constraints is not None:
+        check_constraints(spec.constraints, supernet, len(ds.classes))
+
+
+def smallest_cost(floor: dict[str, dict[str, int]], n_way: int) -> tuple[int, int]:
+    """(MACs, params) of the cheapest net for ``n_way`` classes, from a supernet's cost floor.
+
+    ``floor`` is the ``cost_floor`` of a meta_train job's result: the cheapest body ending at
+    each last-layer width; a linear head over ``n_way`` classes adds ``n_way * width`` MACs and
+    ``n_way * width + n_way`` parameters (see ``atnas.limits.body_floor``).
+    """
+    macs = min(c + n_way * int(w) for w, c in floor["macs"].items())
+    params = min(c + n_way * int(w) + n_way for w, c in floor["params"].items())
+    return macs, params
+
+
+def check_constraints(constraints: SearchConstraints, supernet: JobPublic, n_way: int) -> None:
+    """Raises :class:`InvalidSpec` when no net of the supernet's space meets the MAC or
+    parameter bound. Latency is measured by the worker (a job error there, not a 422); a
+    supernet trained before ``cost_floor`` was recorded is checked by the worker too."""
+    floor = (supernet.result or {}).get("cost_floor")
+    if not floor:
+        return
+    macs, params = smallest_cost(floor, n_way)
+    if constraints.max_macs is not None and constraints.max_macs < macs:
+        raise InvalidSpec(
+            f"spec.constraints.max_macs: {constraints.max_macs} cannot be met; the smallest net "
+            f"of this supernet's space costs {macs} MACs for {n_way} classes"
+        )
+    if constraints.max_params is not None and constraints.max_params < params:
+        raise InvalidSpec(
+            f"spec.constraints.max_params: {constraints.max_params} cannot be met; the smallest "
+            f"net of this supernet's space has {params} parameters for {n_way} classes"
         )
 
 

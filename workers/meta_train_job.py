@@ -22,6 +22,7 @@ from ray import tune
 
 from atnas import pipeline
 from atnas.errors import AtnasError, Cancelled
+from atnas.limits import body_floor
 from atnas.metatrain import MetaState
 from atnas.metatrain import Progress as MetaProgress
 from service.jobs import JobRecord
@@ -210,7 +211,17 @@ def run_meta_train(ctx: WorkerContext, job: JobRecord, cpus: float = 1.0) -> dic
         "population": len(state.population),
         "way": spec.way,
         "shot": spec.shot,
+        "cost_floor": cost_floor(state),
         "artifacts": [info.name, meta.name],
+    }
+
+
+def cost_floor(state: MetaState) -> dict[str, dict[str, int]]:
+    """The cheapest body per last-layer width (MACs and params; JSON keys), so the API can
+    tell an impossible search constraint without torch: see :func:`atnas.limits.body_floor`."""
+    floor = body_floor(state.space, state.config.image_size)
+    return {
+        kind: {str(w): int(c) for w, c in per_width.items()} for kind, per_width in floor.items()
     }
 
 

@@ -21,7 +21,7 @@ from service.schemas import SearchSpec
 from workers.context import WorkerContext
 from workers.holder import Blob, supernet_from_blob
 from workers.progress import JobProgress
-from workers.specs import search_config
+from workers.specs import cost_limits, search_config
 
 log = logging.getLogger(__name__)
 _states: OrderedDict[str, MetaState] = OrderedDict()
@@ -73,22 +73,40 @@ def run_search(ctx: WorkerContext, job: JobRecord) -> dict[str, Any]:
 
     progress.report("search", step=0, total=cfg.generations, force=True)
     outcome = pipeline.search_task(
-        state, task, cfg, make_evaluator=make_evaluator, on_generation=on_generation
+        state,
+        task,
+        cfg,
+        limits=cost_limits(spec),
+        make_evaluator=make_evaluator,
+        on_generation=on_generation,
     )
-    progress.report("export", force=True)
+    # The final progress keeps the chosen net's value: the number the result reports.
+    progress.report("export", best_fitness=outcome.result.value, force=True)
     out = ctx.work_dir(job.id) / "export"
     files = pipeline.export_outcome(out, state, outcome)
     infos = [ctx.artifacts.put_file(job.id, name, p) for name, p in files.items()]
+    return _summary(outcome, [i.name for i in infos])
+
+
+def _summary(outcome: pipeline.TaskOutcome, artifacts: list[str]) -> dict[str, Any]:
+    """The job result: the chosen net, its cost, the floors it must beat and the front."""
     r = outcome.result
+    cost = outcome.metrics["cost"]
     return {
         "encode": r.encode.to_json(),
         "architecture": r.encode.key(),
         "support_acc": r.support_acc,
         "query_acc": outcome.query_acc,
-        "fitness": r.fitness.value,
+        # The value the search ranked the chosen encode by (as the per-generation progress).
+        "fitness": r.value,
         "evaluations": r.evaluations,
         "search_seconds": r.search_seconds,
         "adapt_seconds": r.adapt_seconds,
+        "macs": cost["macs"],
+        "params": cost["params"],
+        "latency_ms": cost["latency_ms"],
+        "floors": outcome.metrics["floors"],
+        "front": outcome.metrics["front"],
         "classes": outcome.classes,
-        "artifacts": [i.name for i in infos],
+        "artifacts": artifacts,
     }

@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from atnas.data import ImageConfig
+from atnas.limits import CostLimits
 from atnas.meta import MetaAlgorithm
 from atnas.search import SearchConfig
 from service.schemas import MetaTrainSpec, SearchSpec
@@ -43,3 +44,11 @@ def search_config(spec: SearchSpec, base: SearchConfig | None = None) -> SearchC
     if spec.generations is not None:
         changes["generations"] = spec.generations
     return replace(cfg, **changes)
+
+
+def cost_limits(spec: SearchSpec) -> CostLimits | None:
+    """The cost bounds of a search job; ``None`` when it has none."""
+    if spec.constraints is None:
+        return None
+    limits = CostLimits(**spec.constraints.model_dump())
+    return None if limits.empty else limits

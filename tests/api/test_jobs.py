@@ -26,12 +26,12 @@ def _meta(ds: DatasetPublic, **kw: Any) -> dict[str, Any]:
     return {"kind": "meta_train", "spec": {"datasets": [ds.id], **kw}}
 
 
-def _supernet(server: LiveServer, ds: DatasetPublic) -> str:
+def _supernet(server: LiveServer, ds: DatasetPublic, result: dict[str, Any] | None = None) -> str:
     """A succeeded meta_train job, made through the store as a worker would."""
     resp = server.http.post("/v1/jobs", json=_meta(ds, way=2))
     job_id = str(resp.json()["id"])
     server.services.jobs.start(job_id, "w")
-    server.services.jobs.succeed(job_id, {"val_accuracy": 0.8})
+    server.services.jobs.succeed(job_id, result or {"val_accuracy": 0.8})
     return job_id
 
 
@@ -114,6 +114,13 @@ def _s(**kw: Any) -> dict[str, Any]:
         (_s(population=1), "population"),
         (_s(generations=0), "generations"),
         (_s(supernet=123), "supernet"),
+        (_s(constraints={"max_macs": 0}), "spec.constraints.max_macs: Input should be greater"),
+        (_s(constraints={"max_macs": 1.5}), "spec.constraints.max_macs"),
+        (_s(constraints={"max_params": -3}), "spec.constraints.max_params"),
+        (_s(constraints={"max_latency_ms": "fast"}), "spec.constraints.max_latency_ms"),
+        (_s(constraints={"max_latency_ms": 0}), "spec.constraints.max_latency_ms"),
+        (_s(constraints={"max_flops": 1}), "spec.constraints.max_flops: Extra inputs"),
+        (_s(constraints=[1]), "spec.constraints"),
     ],
 )
 def test_invalid_bodies_are_422_with_a_reason(
@@ -160,6 +167,44 @@ def test_search(server: LiveServer, omni: DatasetPublic, task: DatasetPublic) ->
         json={"kind": "search", "spec": {"supernet": net, "dataset": task.id, "budget_seconds": 5}},
     )
     assert resp.status_code == 202 and resp.json()["status"] == "queued"
+
+
+def test_search_latency_bound_must_be_finite(server: LiveServer) -> None:
+    body = b'{"kind": "search", "spec": {"supernet": "a", "dataset": "b", ' + (
+        b'"constraints": {"max_latency_ms": 1e999}}}'
+    )
+    resp = server.http.post("/v1/jobs", content=body, headers={"content-type": "application/json"})
+    assert resp.status_code == 422, resp.text
+    assert "spec.constraints.max_latency_ms: Input should be a finite number" in resp.text
+
+
+# The cheapest 2-class net of this (made-up) supernet: 1000 + 2*16 = 1032 MACs, 400 + 34 params.
+FLOOR = {"macs": {"16": 1000, "32": 1500}, "params": {"16": 400, "32": 900}}
+
+
+def test_search_constraints(server: LiveServer, omni: DatasetPublic, task: DatasetPublic) -> None:
+    net = _supernet(server, omni, {"cost_floor": FLOOR})
+    spec = {"supernet": net, "dataset": task.id}
+    resp = server.http.post(
+        "/v1/jobs", json={"kind": "search", "spec": {**spec, "constraints": {"max_macs": 1000}}}
+    )
+    assert resp.status_code == 422, resp.text
+    assert resp.json() == {
+        "detail": "spec.constraints.max_macs: 1000 cannot be met; the smallest net of this "
+        "supernet's space costs 1032 MACs for 2 classes"
+    }
+    resp = server.http.post(
+        "/v1/jobs", json={"kind": "search", "spec": {**spec, "constraints": {"max_params": 433}}}
+    )
+    assert resp.status_code == 422 and "has 434 parameters for 2 classes" in resp.text
+    assert server.client.jobs(kind="search").items == []  # nothing stored, nothing queued
+    assert server.services.jobs.queue.length() == 1  # the supernet's own meta_train job
+    bounds = {"max_macs": 1032, "max_params": 434, "max_latency_ms": 2.5}
+    resp = server.http.post(
+        "/v1/jobs", json={"kind": "search", "spec": {**spec, "constraints": bounds}}
+    )
+    assert resp.status_code == 202, resp.text
+    assert server.client.job(resp.json()["id"]).spec.constraints.model_dump() == bounds  # type: ignore[union-attr]
 
 
 def test_search_bad_references(

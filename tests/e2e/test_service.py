@@ -15,14 +15,17 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis
 import torch
 
-from api.client import AtnasClient
+from api.client import ApiError, AtnasClient
 from atnas.data import ImageConfig, load_task
+from atnas.limits import cheapest
+from atnas.presets import get_preset
 from atnas.tasks import to_float
 from atnas_cli.demo import groups_zip, task_zip
 
@@ -119,7 +122,19 @@ def _wait(client: AtnasClient, job_id: str, timeout: float = 300) -> tuple[objec
     raise AssertionError(f"job {job_id} did not finish: {client.job(job_id)}")
 
 
-def test_upload_meta_train_search_download_classify(service: AtnasClient, tmp_path: Path) -> None:
+@dataclass
+class Trained:
+    """A meta-trained supernet on the service and a task dataset to search."""
+
+    supernet: str
+    task: str
+    task_path: Path
+
+
+@pytest.fixture(scope="module")
+def trained(service: AtnasClient, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """Upload → meta-train (tiny preset, 15 s) → a supernet; shared by the search tests."""
+    tmp_path = tmp_path_factory.mktemp("trained")
     omniglot = _omniglot()
     train_zip = tmp_path / "train.zip"
     train_zip.write_bytes(groups_zip(omniglot, TRAIN_ALPHABETS))
@@ -147,12 +162,18 @@ def test_upload_meta_train_search_download_classify(service: AtnasClient, tmp_pa
     assert mt.id in [s.id for s in service.supernets()]
     names = {a.name for a in service.artifacts(mt.id)}
     assert {"supernet.pt", "meta.json"} <= names
+    return Trained(mt.id, task.id, task_path)
 
+
+def test_upload_meta_train_search_download_classify(
+    service: AtnasClient, trained: Trained, tmp_path: Path
+) -> None:
+    mt_id, task_path = trained.supernet, trained.task_path
     sj = service.submit(
         "search",
         {
-            "supernet": mt.id,
-            "dataset": task.id,
+            "supernet": mt_id,
+            "dataset": trained.task,
             "budget_seconds": 20,
             "population": 4,
             "generations": 2,
@@ -182,6 +203,39 @@ def test_upload_meta_train_search_download_classify(service: AtnasClient, tmp_pa
         acc = (model(x).argmax(1) == y).float().mean().item()
     assert acc == pytest.approx(result["query_acc"], abs=1e-6)
     assert acc > 0.2  # better than chance on 5 classes the supernet never saw
+
+
+def test_search_within_a_mac_bound_returns_its_front(
+    service: AtnasClient, trained: Trained, tmp_path: Path
+) -> None:
+    low = cheapest(get_preset("tiny").space, 28, 5)
+    with pytest.raises(ApiError) as err:
+        service.search(trained.supernet, trained.task, max_macs=low.macs - 1)
+    assert err.value.status == 422
+    assert err.value.detail == (
+        f"spec.constraints.max_macs: {low.macs - 1} cannot be met; the smallest net of this "
+        f"supernet's space costs {low.macs} MACs for 5 classes"
+    )
+    limit = 500_000  # the tiny preset's nets cost 46k (cheapest) to 2.7M MACs (Conv-4 at width 32)
+    sj = service.search(
+        trained.supernet,
+        trained.task,
+        max_macs=limit,
+        budget_seconds=20,
+        population=4,
+        generations=2,
+        seed=3,
+    )
+    job, _ = _wait(service, sj.id)
+    assert job.status.value == "succeeded", job.error
+    result = job.result
+    assert result is not None and result["macs"] <= limit
+    assert job.progress is not None and job.progress.best_fitness == result["fitness"]
+    assert "front.json" in {a.name for a in service.artifacts(sj.id)}
+    front = json.loads(service.download(sj.id, "front.json", tmp_path).read_text())
+    points = front["front"] if isinstance(front, dict) else front
+    assert points and all(p["macs"] <= limit for p in points)
+    assert result["front"] == points
 
 
 def test_cancel_a_running_meta_train(service: AtnasClient, tmp_path: Path) -> None:

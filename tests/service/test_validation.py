@@ -10,6 +10,7 @@ from service.jobs import JobStore
 from service.schemas import DatasetPublic, JobKind, MetaTrainSpec, SearchSpec
 from service.validation import (
     check_dataset_unused,
+    smallest_cost,
     validate_meta_train,
     validate_search,
     validate_spec,
@@ -72,12 +73,71 @@ def test_meta_train_bad_datasets(
         validate_meta_train(MetaTrainSpec(datasets=[task.id]), datasets)
 
 
-def _supernet(jobs: JobStore, omni: DatasetPublic, succeed: bool = True) -> str:
+def _supernet(
+    jobs: JobStore,
+    omni: DatasetPublic,
+    succeed: bool = True,
+    result: dict[str, object] | None = None,
+) -> str:
     job, _ = jobs.create(JobKind.meta_train, _meta(omni))
     if succeed:
         jobs.start(job.id, "w")
-        jobs.succeed(job.id, {})
+        jobs.succeed(job.id, result or {})
     return job.id
+
+
+# A meta_train result's cost floor: the cheapest body ending at width 16 or 32. For 2 classes the
+# cheapest net is 1000 + 2*16 = 1032 MACs (width 16) and 300 + 2*32 + 2 = 366 params (width 32).
+FLOOR = {"macs": {"16": 1000, "32": 1100}, "params": {"16": 400, "32": 300}}
+
+
+def _search(net: str, task: DatasetPublic, **bounds: object) -> SearchSpec:
+    return SearchSpec.model_validate({"supernet": net, "dataset": task.id, "constraints": bounds})
+
+
+def test_smallest_cost_adds_the_head_per_width() -> None:
+    assert smallest_cost(FLOOR, 2) == (1032, 366)
+    assert smallest_cost(FLOOR, 20) == (1320, 740)  # many classes: the narrow head wins
+
+
+@pytest.mark.parametrize(
+    ("bounds", "reason"),
+    [
+        (
+            {"max_macs": 1031},
+            "spec.constraints.max_macs: 1031 cannot be met; the smallest net of this supernet's "
+            "space costs 1032 MACs for 2 classes",
+        ),
+        (
+            {"max_macs": 5000, "max_params": 365},
+            "spec.constraints.max_params: 365 cannot be met; the smallest net of this supernet's "
+            "space has 366 parameters for 2 classes",
+        ),
+    ],
+)
+def test_search_constraints_no_net_meets(
+    omni: DatasetPublic,
+    task: DatasetPublic,
+    jobs: JobStore,
+    datasets: DatasetStore,
+    bounds: dict[str, object],
+    reason: str,
+) -> None:
+    net = _supernet(jobs, omni, result={"cost_floor": FLOOR})
+    with pytest.raises(InvalidSpec) as err:
+        validate_search(_search(net, task, **bounds), jobs, datasets)
+    assert err.value.reason == reason
+
+
+def test_search_constraints_that_can_be_met(
+    omni: DatasetPublic, task: DatasetPublic, jobs: JobStore, datasets: DatasetStore
+) -> None:
+    net = _supernet(jobs, omni, result={"cost_floor": FLOOR})
+    validate_search(_search(net, task, max_macs=1032, max_params=366), jobs, datasets)
+    validate_search(_search(net, task, max_latency_ms=0.001), jobs, datasets)  # the worker's call
+    validate_search(_search(net, task), jobs, datasets)
+    old = _supernet(jobs, omni)  # trained before cost floors were recorded: the worker checks
+    validate_search(_search(old, task, max_macs=1), jobs, datasets)
 
 
 def test_search_ok(

@@ -1,0 +1,66 @@
+"""``atnas search`` with cost bounds, run in-process on a tiny untrained supernet."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from atnas.limits import cheapest
+from atnas_cli.main import main
+from tests.atnas.conftest import class_files, tiny_state, write_zip
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> tuple[Path, Path]:
+    """A saved tiny supernet (8-pixel images) and a 3-way task zip."""
+    state = tiny_state()
+    state.save(tmp_path / "supernet.pt")
+    members = class_files({"a": 3, "b": 3, "c": 3}, prefix="support/", size=8)
+    return tmp_path / "supernet.pt", write_zip(tmp_path / "task.zip", members)
+
+
+def _search(files: tuple[Path, Path], out: Path, *bounds: str) -> list[str]:
+    supernet, task = files
+    return [
+        "search",
+        str(task),
+        "--supernet",
+        str(supernet),
+        "--out",
+        str(out),
+        "--population",
+        "2",
+        "--generations",
+        "1",
+        *bounds,
+    ]
+
+
+def test_search_within_a_mac_bound(
+    files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tiny_state()
+    limit = 2 * cheapest(state.space, state.config.image_size, 3).macs
+    out = tmp_path / "model"
+    assert main([*_search(files, out, "--max-macs", str(limit)), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["cost"]["macs"] <= limit and metrics["limits"]["max_macs"] == limit
+    front = json.loads((out / "front.json").read_text())
+    points = front["front"] if isinstance(front, dict) else front
+    assert points and all(p["macs"] <= limit for p in points)
+    assert main(_search(files, tmp_path / "again", "--max-macs", str(limit))) == 0
+    assert " MACs, " in capsys.readouterr().out  # the human summary names the cost
+
+
+def test_a_bound_no_net_meets_is_one_line(
+    files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(_search(files, tmp_path / "model", "--max-macs", "1"))
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("atnas: error: max_macs 1 cannot be met: the smallest net")
+    assert err.count("\n") == 1
+    assert not (tmp_path / "model" / "model.ts").exists()

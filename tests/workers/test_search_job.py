@@ -1,0 +1,164 @@
+"""A search job with cost bounds, run by the worker code on real Redis (both) and real Ray."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import redis
+
+from atnas.cost import arch_cost
+from atnas.limits import cheapest
+from atnas.metatrain import MetaState
+from service.artifacts import ArtifactStore
+from service.datasets import DatasetStore
+from service.jobs import JobRecord, JobStore
+from service.keys import Keys
+from service.schemas import (
+    JobKind,
+    JobStatus,
+    MetaTrainSpec,
+    Progress,
+    SearchConstraints,
+    SearchSpec,
+)
+from service.settings import Settings
+from tests.atnas.conftest import tiny_state
+from tests.conftest import Zips
+from workers.context import WorkerContext
+from workers.dispatcher import Dispatcher
+from workers.meta_train_job import cost_floor
+from workers.search_job import SUPERNET_ARTIFACT, run_search
+
+WAY = 3
+
+
+class RecordingJobStore(JobStore):
+    """The real job store, also keeping every progress it writes (what a poller could see)."""
+
+    def __init__(self, r: redis.Redis, keys: Keys) -> None:
+        super().__init__(r, keys)
+        self.seen: list[Progress] = []
+
+    def update_progress(self, job_id: str, progress: Progress) -> JobRecord:
+        self.seen.append(progress)
+        return super().update_progress(job_id, progress)
+
+
+@pytest.fixture
+def ctx(
+    ray_address: str, redis_client: redis.Redis, key_prefix: str, tmp_path: Path
+) -> Iterator[WorkerContext]:
+    settings = Settings(data_dir=tmp_path, key_prefix=key_prefix, evaluators=1)
+    keys = Keys(key_prefix)
+    context = WorkerContext(
+        settings,
+        RecordingJobStore(redis_client, keys),
+        DatasetStore(redis_client, keys, settings.datasets_dir),
+        ArtifactStore(settings.artifacts_dir),
+    )
+    yield context
+    context.shutdown()
+
+
+@pytest.fixture
+def state() -> MetaState:
+    return tiny_state()  # 3 layers, widths 8 and 16, 8-pixel images
+
+
+@pytest.fixture
+def supernet(ctx: WorkerContext, state: MetaState, tmp_path: Path) -> str:
+    """A succeeded meta_train job holding ``state`` as its supernet.pt, as a worker leaves it."""
+    job, _ = ctx.jobs.create(JobKind.meta_train, MetaTrainSpec(datasets=["x"]))
+    state.save(tmp_path / "supernet.pt")
+    ctx.artifacts.put_file(job.id, SUPERNET_ARTIFACT, tmp_path / "supernet.pt")
+    ctx.jobs.start(job.id, "w")
+    ctx.jobs.succeed(job.id, {"cost_floor": cost_floor(state)})
+    return job.id
+
+
+@pytest.fixture
+def task(ctx: WorkerContext, zips: type[Zips]) -> str:
+    classes = {f"c{k}": 3 for k in range(WAY)}
+    data = zips.task(classes, {name: 2 for name in classes})
+    return ctx.datasets.create_from_upload(io.BytesIO(data), "task.zip", 10**6).id
+
+
+def _start(ctx: WorkerContext, supernet: str, task: str, **bounds: Any) -> JobRecord:
+    spec = SearchSpec(
+        supernet=supernet,
+        dataset=task,
+        population=2,
+        generations=1,
+        budget_seconds=60,
+        constraints=SearchConstraints(**bounds) if bounds else None,
+    )
+    job, _ = ctx.jobs.create(JobKind.search, spec)
+    return ctx.jobs.start(job.id, "w")
+
+
+def test_a_bounded_search_returns_a_net_and_a_front_within_the_bound(
+    ctx: WorkerContext, state: MetaState, supernet: str, task: str
+) -> None:
+    # A binding bound: below the dearest member of the meta-population, above the cheapest net.
+    size = state.config.image_size
+    costs = [arch_cost(state.space, m.encode, size, WAY).flops for m in state.population]
+    limit = int(np.median(costs))
+    assert cheapest(state.space, size, WAY).macs <= limit < max(costs)
+    job = _start(ctx, supernet, task, max_macs=limit)
+
+    result = run_search(ctx, job)
+
+    assert result["macs"] <= limit
+    assert result["params"] > 0 and result["latency_ms"] > 0
+    assert {"pixel_centroid", "feature_prototype", "model"} <= set(result["floors"]["support"])
+    assert isinstance(result["floors"]["model_beats_floors"], bool)
+    assert "front.json" in result["artifacts"]
+    front = json.loads(ctx.artifacts.path(job.id, "front.json").read_text())
+    points = front["front"] if isinstance(front, dict) else front
+    assert points and all(p["macs"] <= limit for p in points)
+    assert [p["macs"] for p in points] == sorted(p["macs"] for p in points)  # cheapest first
+    assert result["front"] == points
+    metrics = json.loads(ctx.artifacts.path(job.id, "metrics.json").read_text())
+    assert metrics["cost"]["macs"] == result["macs"]
+    assert metrics["limits"]["max_macs"] == limit
+    # The result's fitness is the number the progress showed for the best of the last generation.
+    seen = ctx.jobs.seen  # type: ignore[attr-defined]
+    last_search = [p for p in seen if p.phase == "search" and p.best_fitness is not None][-1]
+    assert result["fitness"] == last_search.best_fitness
+    final = ctx.jobs.get(job.id).progress
+    assert final is not None and final.best_fitness == result["fitness"]
+
+
+@pytest.mark.parametrize(
+    ("bounds", "fragment"),
+    [
+        ({"max_macs": 1}, "max_macs 1 cannot be met"),
+        ({"max_latency_ms": 1e-6}, "the fastest net measured took"),
+    ],
+    ids=["macs", "latency"],
+)
+def test_a_bound_no_net_meets_fails_the_job_with_one_line(
+    ctx: WorkerContext,
+    redis_client: redis.Redis,
+    supernet: str,
+    task: str,
+    bounds: dict[str, Any],
+    fragment: str,
+) -> None:
+    # MACs: a supernet without a cost floor cannot be checked at submission; latency never can.
+    dispatcher = Dispatcher(ctx.settings, redis_client, max_jobs=1)
+    job = _start(ctx, supernet, task, **bounds)
+    try:
+        dispatcher.run_job(job)
+    finally:
+        dispatcher.ctx.shutdown()
+    failed = ctx.jobs.get(job.id)
+    assert failed.status is JobStatus.failed and failed.error is not None
+    assert fragment in failed.error and "\n" not in failed.error
+    assert "internal error" not in failed.error
