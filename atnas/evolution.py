@@ -15,6 +15,7 @@ from atnas.space import Encode, LayerChoice, SearchSpace
 
 Constraint = Callable[[Encode], bool]
 MAX_TRIES = 200
+MAX_FAILED_DRAWS = 20  # breeding stops early when the space (or constraint) is nearly exhausted
 
 
 def _accept(space: SearchSpace, constraint: Constraint | None) -> Constraint:
@@ -134,8 +135,9 @@ def breed_with_parents(
     its parents."""
     seen = set(parents) | (exclude or set())
     children: list[tuple[Encode, tuple[Encode, ...]]] = []
+    failures = 0
     for _ in range(n * 20):
-        if len(children) == n:
+        if len(children) == n or failures > MAX_FAILED_DRAWS:
             break
         a = parents[tournament(fitness, rng)]
         try:
@@ -149,10 +151,13 @@ def breed_with_parents(
                 child = mutate(space, a, rng, constraint=constraint)
                 origin = (a,)
         except EncodeError:
-            continue  # a tight constraint: this parent has no valid child nearby
+            failures += 1  # a tight constraint: this parent has no valid child nearby
+            continue
         if child not in seen:
             seen.add(child)
             children.append((child, origin))
+        else:
+            failures += 1
     return children
 
 

@@ -31,7 +31,7 @@ class MetaAlgorithm(str, Enum):
 
 
 @dataclass(frozen=True)
-class TaskOutcome:
+class QueryOutcome:
     """Query loss and accuracy after adaptation, for one task of a meta-batch."""
 
     loss: float
@@ -45,7 +45,7 @@ def accumulate_meta_grad(
     inner: InnerConfig,
     algorithm: MetaAlgorithm,
     scale: float,
-) -> TaskOutcome:
+) -> QueryOutcome:
     """Adds ``scale`` × this task's meta-gradient to the ``.grad`` of the supernet parameters."""
     views = supernet.weights(encode)
     head = {
@@ -82,4 +82,4 @@ def accumulate_meta_grad(
             [(start[k].detach() - fast[k].detach()) * scale for k in names],
         )
     acc = (out.argmax(1) == task.query_y).float().mean().item()
-    return TaskOutcome(loss.item(), acc)
+    return QueryOutcome(loss.item(), acc)

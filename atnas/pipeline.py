@@ -72,23 +72,19 @@ def concat(sets: Sequence[ImageSet]) -> ImageSet:
     return ImageSet(names, groups, np.concatenate([s.images for s in sets]), index)
 
 
-def meta_train(
+def meta_trainer(
     images: ImageSet,
     preset: str = "default",
     *,
     config: MetaTrainConfig | None = None,
     checkpoint_path: str | Path | None = None,
     resume: bool = False,
-    on_progress: Callable[[Progress], None] | None = None,
     device: torch.device | None = None,
     **overrides: Any,
-) -> MetaState:
-    """Meta-trains a supernet and its population on ``images``.
+) -> MetaTrainer:
+    """A ready :class:`MetaTrainer` for ``images`` (see :func:`meta_train` for the arguments).
 
-    ``overrides`` replace fields of the preset's :class:`MetaTrainConfig` (e.g. ``way=5,
-    budget_seconds=60``). With ``resume`` and an existing ``checkpoint_path`` the saved run
-    continues. A share of the classes (the preset's ``fitness_fraction``) is held out to score
-    the population; none of them is used for weight updates.
+    Use it instead of :func:`meta_train` to look at or save the state while it trains.
     """
     p = get_preset(preset, channels=int(images.images.shape[1]))
     try:
@@ -108,9 +104,37 @@ def meta_train(
         fitness = TaskSampler(fitness_images, cfg.way, cfg.shot, cfg.query, cfg.rotations)
     device = device or default_device()
     if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
-        trainer = MetaTrainer.resume(checkpoint_path, cfg, train, fitness, device)
-    else:
-        trainer = MetaTrainer(p.space, cfg, train, fitness, device)
+        return MetaTrainer.resume(checkpoint_path, cfg, train, fitness, device)
+    return MetaTrainer(p.space, cfg, train, fitness, device)
+
+
+def meta_train(
+    images: ImageSet,
+    preset: str = "default",
+    *,
+    config: MetaTrainConfig | None = None,
+    checkpoint_path: str | Path | None = None,
+    resume: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+    device: torch.device | None = None,
+    **overrides: Any,
+) -> MetaState:
+    """Meta-trains a supernet and its population on ``images``.
+
+    ``overrides`` replace fields of the preset's :class:`MetaTrainConfig` (e.g. ``way=5,
+    budget_seconds=60``). With ``resume`` and an existing ``checkpoint_path`` the saved run
+    continues. A share of the classes (the preset's ``fitness_fraction``) is held out to score
+    the population; none of them is used for weight updates.
+    """
+    trainer = meta_trainer(
+        images,
+        preset,
+        config=config,
+        checkpoint_path=checkpoint_path,
+        resume=resume,
+        device=device,
+        **overrides,
+    )
     return trainer.run(on_progress, checkpoint_path)
 
 
@@ -180,10 +204,11 @@ def search_task(
             prior=state.prior(),
         )
     except ConstraintError as exc:
-        if meter.cache:
+        if limits.max_latency_ms is not None and meter.cache:
             fastest = min(meter.cache.values())
             raise ConstraintError(
-                f"{exc}; the fastest net measured took {fastest:.3f} ms at batch 1 on {device}"
+                f"max_latency_ms {limits.max_latency_ms:g} cannot be met: {exc}; the fastest "
+                f"net measured took {fastest:.3f} ms at batch 1 on {device}"
             ) from None
         raise
     total = time.perf_counter() - t0

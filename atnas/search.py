@@ -39,7 +39,7 @@ from atnas.fitness import (
     support_splits,
 )
 from atnas.learner import InnerConfig, score
-from atnas.space import Encode, SearchSpace
+from atnas.space import Encode, LayerChoice, SearchSpace
 from atnas.supernet import Supernet
 
 
@@ -56,7 +56,7 @@ class SearchConfig:
     folds: int = 1  # hold-out folds when shots >= 2 (each holds out one image per class)
     views: int = 2  # augmented views scored when shots == 1
     crossover_prob: float = 0.5
-    screen: int = 4  # children per generation = screen x population, ranked by the proxy
+    screen: int = 2  # children per generation = screen x population, ranked by the proxy
     shrink: bool = True  # shrink observed fitness towards the meta-population prior
     seed: int = 0
 
@@ -149,7 +149,8 @@ def seed_population(
 ) -> list[Encode]:
     """The fittest ``seed_top`` meta-population encodes, topped up with their mutations.
 
-    When no member meets ``constraint``, the search starts from random encodes that do
+    When no member meets ``constraint``, the search starts from the narrowest uniform encodes
+    that do (one op in every layer at the smallest width), else from a random one
     (:class:`ConstraintError` when none can be found).
     """
     pop: list[Encode] = []
@@ -158,6 +159,8 @@ def seed_population(
             break
         if e not in pop and space.is_valid(e) and (constraint is None or constraint(e)):
             pop.append(e)
+    if not pop:
+        pop = [e for e in narrowest_uniform(space) if constraint is None or constraint(e)]
     if not pop:
         try:
             pop.append(random_encode(space, rng, constraint))
@@ -176,6 +179,16 @@ def seed_population(
         if child not in pop:
             pop.append(child)
     return pop
+
+
+def narrowest_uniform(space: SearchSpace) -> list[Encode]:
+    """One encode per op (identity excepted): that op in every layer at the smallest width."""
+    w = space.widths[0]
+    return [
+        Encode(tuple(LayerChoice(op, w) for _ in range(space.num_layers)))
+        for op in space.ops
+        if op != "identity"
+    ]
 
 
 def shrunk_values(

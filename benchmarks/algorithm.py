@@ -1,20 +1,33 @@
-"""Benchmark of the AT-NAS library on Omniglot (issue 2). A script, not a test.
+"""Paired benchmark of AT-NAS against fixed nets of matching cost on Omniglot (issue 6).
 
-At an equal meta-training wall-clock budget, meta-trains AT-NAS (supernet + evolution) and the
-fixed Conv-4 baseline (same meta-learner, same code path) on the 25 meta-train alphabets, then
-evaluates on tasks from the 5 meta-validation alphabets (Armenian, Bengali, Hebrew, Korean,
-Tifinagh): mean accuracy with a 95% confidence interval and adaptation time per task, for
-5-way 1-shot, 5-way 5-shot and 20-way 1-shot. Also runs "search from scratch" (the same EA and
-number of candidates, every candidate trained from random initialisation on the support set).
+At an equal meta-training wall-clock budget, one thread each, side by side, it meta-trains per
+seed: AT-NAS (supernet + evolution) and the fixed Conv-4 at widths 64, 32 and 16 (the same
+meta-learner and code path; Conv-4-32 and -16 cost about as much as AT-NAS nets limited to ~3M
+and ~1M MACs). Snapshots are kept at each ``--checkpoints`` minute, so accuracy against
+meta-training time comes from the same runs.
 
-The work is split into parts that run as subprocesses, two at a time, one torch thread each:
-the two meta-trainings run side by side, so both get the same machine for the same wall-clock
-budget. Then the evaluation parts (one per setting, plus scratch) run two at a time.
+Then, on tasks from the 5 meta-validation alphabets (Armenian, Bengali, Hebrew, Korean,
+Tifinagh), **every method scores the same tasks**, and per-task accuracies are stored:
 
-    python benchmarks/algorithm.py                       # the full run (20 min budgets, 600 tasks)
-    python benchmarks/algorithm.py --meta-minutes 1 --tasks 20 --search-tasks 10 --scratch-tasks 2
+- ``pixel_centroid`` and ``proto_*``: the floors (nearest centroid on raw pixels; nearest
+  prototype on a net's meta-trained features, no gradient step);
+- ``conv4_64`` / ``conv4_32`` / ``conv4_16``: the fixed nets, adapted;
+- ``meta_best``: the meta-population's best encode, adapted, no per-task search;
+- ``conv4_on_supernet``: the Conv-4 encode on the AT-NAS supernet;
+- ``atnas``: per-task search + adaptation; ``atnas_le_c32`` / ``atnas_le_c16``: the same with
+  ``max_macs`` set to the cost of Conv-4-32 / -16 (and ``meta_best_le_*`` without search);
+- ``oracle``: on the first ``--oracle-tasks`` tasks, every candidate the search scored is adapted
+  and scored on one half of the query; the best on half A, scored on half B, against the
+  search's choice and meta_best on half B: the headroom of per-task selection and the share of
+  it the search captures.
 
-Writes benchmarks/out/algorithm.json and prints a Markdown table for docs/benchmarks.md.
+The report gives the paired difference of each method to Conv-4-64 (and of each constrained
+AT-NAS to the fixed net of equal cost) with a 95% CI over all tasks of all seeds.
+
+    python benchmarks/algorithm.py                       # 3 seeds, 20 min budgets (hours)
+    python benchmarks/algorithm.py --meta-minutes 1 --checkpoints 0.5 1 --seeds 0 --tasks 10
+
+Writes benchmarks/out/algorithm.json and prints Markdown for docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -23,28 +36,38 @@ import argparse
 import datetime as dt
 import json
 import logging
+import math
 import os
 import platform
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 from atnas import pipeline
-from atnas.evaluate import Method, evaluate
-from atnas.learner import InnerConfig
+from atnas.cost import arch_cost
+from atnas.evolution import Constraint
+from atnas.fitness import adapt_encode
+from atnas.floors import feature_prototype_acc, pixel_centroid_acc
+from atnas.learner import InnerConfig, score
+from atnas.limits import CostLimits, within
 from atnas.metatrain import MetaState, MetaTrainConfig, Progress
-from atnas.search import SearchConfig
-from atnas.space import SearchSpace
-from atnas.tasks import TaskSampler
+from atnas.search import SearchConfig, search, seed_population
+from atnas.space import Encode, LayerChoice
+from atnas.tasks import Task, TaskSampler
 
 ROOT = Path(__file__).resolve().parents[1]
 META_VAL = ["Armenian", "Bengali", "Hebrew", "Korean", "Tifinagh"]
 SETTINGS = {"5w1s": (5, 1), "5w5s": (5, 5), "20w1s": (20, 1)}
+NETS = ("atnas", "conv4_64", "conv4_32", "conv4_16")
+DOMAINS = ("inverted", "noise", "thick", "thin", "px56")
 log = logging.getLogger("bench")
 
 
@@ -53,42 +76,45 @@ def default_dataset() -> Path:
     return base / "omniglot" / "images_background.zip"
 
 
-def load(args: argparse.Namespace) -> tuple[Any, Any]:
-    images = pipeline.load_meta_images([args.data])
-    return images.select(exclude=META_VAL), images.select(include=META_VAL)
+def conv4(width: int) -> Encode:
+    return Encode(tuple(LayerChoice("conv3x3", width) for _ in range(4)))
 
 
-def part_meta(args: argparse.Namespace, name: str) -> dict[str, Any]:
-    """Meta-trains AT-NAS or the Conv-4 baseline for the budget; saves the state."""
-    train, _ = load(args)
-    last = [0.0]
+def snapshot(args: argparse.Namespace, net: str, seed: int, minutes: float) -> Path:
+    return args.workdir / f"{net}_s{seed}_m{minutes:g}.pt"
+
+
+# ---------------------------------------------------------------- meta-training
+
+
+def part_meta(args: argparse.Namespace, net: str, seed: int) -> dict[str, Any]:
+    """Meta-trains one net for the budget, saving a snapshot at every checkpoint minute."""
+    images = pipeline.load_meta_images([args.data]).select(exclude=META_VAL)
+    overrides: dict[str, Any] = atnas_overrides(args) if net == "atnas" else {}
+    if net != "atnas":
+        overrides["fixed_encode"] = conv4(int(net.split("_")[1]))
+    trainer = pipeline.meta_trainer(
+        images,
+        "default",
+        budget_seconds=max(args.checkpoints) * 60,
+        iterations=None,
+        seed=seed,
+        device=torch.device("cpu"),
+        **overrides,
+    )
+    pending = sorted(args.checkpoints)
+    last_log = [0.0]
 
     def progress(p: Progress) -> None:
-        if p.elapsed - last[0] >= 60:
-            last[0] = p.elapsed
-            log.info(
-                "%s: it %d, %.0fs, loss %.3f, acc %.3f, best fitness %s",
-                name,
-                p.iteration,
-                p.elapsed,
-                p.loss,
-                p.acc,
-                p.best_fitness,
-            )
+        while pending and p.elapsed >= pending[0] * 60:
+            trainer.state.save(snapshot(args, net, seed, pending.pop(0)))
+        if p.elapsed - last_log[0] >= 60:
+            last_log[0] = p.elapsed
+            log.info("%s s%d: it %d, %.0fs, acc %.3f", net, seed, p.iteration, p.elapsed, p.acc)
 
-    extra: dict[str, Any] = (
-        {"fixed_encode": SearchSpace().conv4()} if name == "conv4" else atnas_overrides(args)
-    )
-    state = pipeline.meta_train(
-        train,
-        "default",
-        budget_seconds=args.meta_minutes * 60,
-        iterations=None,
-        seed=args.seed,
-        on_progress=progress,
-        **extra,
-    )
-    state.save(args.workdir / f"{name}.pt")
+    state = trainer.run(progress)
+    for m in pending:  # the budget ran out a hair before the last checkpoint
+        state.save(snapshot(args, net, seed, m))
     return {
         "iterations": state.iteration,
         "seconds": state.elapsed,
@@ -112,51 +138,193 @@ def atnas_overrides(args: argparse.Namespace) -> dict[str, Any]:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
             raise SystemExit(f"bench: error: --atnas-set {key}: {value!r} is not JSON") from None
+        if key == "inner":
+            out[key] = InnerConfig(**out[key])
     return out
 
 
-def part_eval(args: argparse.Namespace, key: str) -> dict[str, Any]:
-    """Evaluates every method on one setting's tasks (the same tasks for every method)."""
-    _, val = load(args)
-    states = {n: MetaState.load(args.workdir / f"{n}.pt")[0] for n in ("atnas", "conv4")}
+# ---------------------------------------------------------------- evaluation
+
+
+def shifted(task: Task, domain: str | None, gen: torch.Generator) -> Task:
+    """The task with a domain shift applied to support and query alike."""
+    if domain is None:
+        return task
+
+    def f(x: torch.Tensor) -> torch.Tensor:
+        if domain == "inverted":
+            return 1.0 - x
+        if domain == "noise":
+            return (x + 0.3 * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+        if domain == "thick":  # strokes are dark: a min-filter widens them
+            return -F.max_pool2d(-x, 3, stride=1, padding=1)
+        if domain == "thin":
+            return F.max_pool2d(x, 3, stride=1, padding=1)
+        if domain == "px56":
+            return F.interpolate(x, size=56, mode="bilinear", align_corners=False)
+        raise ValueError(domain)
+
+    return Task(f(task.support_x), task.support_y, f(task.query_x), task.query_y, task.classes)
+
+
+def adapted_acc(state: MetaState, encode: Encode, task: Task, inner: InnerConfig) -> float:
+    w = adapt_encode(state.supernet, encode, task.support_x, task.support_y, task.way, inner)
+    return score(encode, w, task.query_x, task.query_y)[0]
+
+
+def halves(task: Task) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masks of two query halves with every class in both (alternate images of each class)."""
+    a = torch.zeros(len(task.query_y), dtype=torch.bool)
+    for c in range(task.way):
+        rows = torch.nonzero(task.query_y == c).flatten()
+        a[rows[::2]] = True
+    return a, ~a
+
+
+def oracle(
+    state: MetaState,
+    task: Task,
+    chosen: Encode,
+    best: Encode,
+    cands: list[Encode],
+    inner: InnerConfig,
+) -> dict[str, float]:
+    """Per-task selection headroom: the best candidate on query half A, scored on half B."""
+    a, b = halves(task)
+    scores = {}
+    for e in {*cands, chosen, best}:
+        w = adapt_encode(state.supernet, e, task.support_x, task.support_y, task.way, inner)
+        scores[e] = (
+            score(e, w, task.query_x[a], task.query_y[a])[0],
+            score(e, w, task.query_x[b], task.query_y[b])[0],
+        )
+    pick = max(cands, key=lambda e: scores[e][0])
+    return {
+        "oracle_b": scores[pick][1],
+        "search_b": scores[chosen][1],
+        "meta_best_b": scores[best][1],
+        "candidates": float(len(cands)),
+    }
+
+
+def best_member(state: MetaState, ok: Constraint | None) -> Encode:
+    """The fittest member that meets ``ok`` (else the search's own fallback seed)."""
+    ranked = [m.encode for m in state.ranked()]
+    cfg = SearchConfig(population=1, seed_top=1)
+    return seed_population(state.space, ranked, cfg, np.random.default_rng(0), ok)[0]
+
+
+def part_eval(args: argparse.Namespace, key: str, seed: int, domain: str | None) -> dict[str, Any]:
+    """Every method on the same tasks of one setting and seed; per-task accuracies."""
+    torch.manual_seed(seed)
+    val = pipeline.load_meta_images([args.data]).select(include=META_VAL)
+    final = max(args.checkpoints)
+    states = {n: MetaState.load(snapshot(args, n, seed, final))[0] for n in NETS}
+    earlier = [m for m in sorted(args.checkpoints) if m != final]
+    early = {
+        (n, m): MetaState.load(snapshot(args, n, seed, m))[0]
+        for n in ("atnas", "conv4_64")
+        for m in earlier
+    }
     way, shot = SETTINGS[key]
     sampler = TaskSampler(val, way, shot, 15)
-    cfg = SearchConfig()
-    wide = way > 5
-    tasks = args.wide_tasks if wide and args.wide_tasks else args.tasks
-    search_tasks = args.wide_search_tasks if wide and args.wide_search_tasks else args.search_tasks
-    plan = [
-        ("conv4", "conv4", Method.FIXED, tasks),
-        ("meta_best", "atnas", Method.META_BEST, tasks),
-        ("random", "atnas", Method.RANDOM, tasks),
-        ("atnas", "atnas", Method.ATNAS, search_tasks),
-    ]
-    res = {}
-    for label, st, method, n in plan:
-        t0 = time.perf_counter()
-        s = evaluate(states[st], sampler, n, method, cfg, seed=args.seed + 1000)
-        res[label] = s.to_json()
-        if method is Method.ATNAS:
-            res[label]["candidate_evaluations_per_second"] = (
-                s.mean_evaluations * n / (time.perf_counter() - t0)
-            )
-        log.info(
-            "%s %s: %.4f ± %.4f (%d tasks), median %.2fs p95 %.2fs",
-            key,
-            label,
-            s.mean_acc,
-            s.ci95,
-            n,
-            s.median_seconds,
-            s.p95_seconds,
+    at = states["atnas"]
+    inner = SearchConfig().final_inner or SearchConfig().inner
+    image_size = 56 if domain == "px56" else 28
+    cost = {n: arch_cost(at.space, conv4(int(n.split("_")[1])), image_size, way) for n in NETS[1:]}
+    limits = {
+        f"le_c{n.split('_')[1]}": within(
+            at.space, CostLimits(max_macs=cost[n].flops), image_size, way
         )
-    return res
+        for n in ("conv4_32", "conv4_16")
+    }
+    best = best_member(at, None)
+    best_le = {k: best_member(at, ok) for k, ok in limits.items()}
+    n_tasks = args.domain_tasks if domain else args.wide_tasks if way > 5 else args.tasks
+    task_rng = np.random.default_rng(10_000 * seed + 1)
+    gen = torch.Generator().manual_seed(seed)
+    rows: list[dict[str, Any]] = []
+    t_start = time.perf_counter()
+    for i in range(n_tasks):
+        task = shifted(sampler.sample(task_rng), domain, gen)
+        sx, sy, qx, qy = task.support_x, task.support_y, task.query_x, task.query_y
+        r: dict[str, Any] = {"acc": {}, "macs": {}, "seconds": {}, "encode": {}}
+        acc = r["acc"]
+        acc["pixel_centroid"] = pixel_centroid_acc(sx, sy, qx, qy, way)
+        acc["proto_conv4_64"] = feature_prototype_acc(
+            states["conv4_64"].supernet, conv4(64), sx, sy, qx, qy, way
+        )
+        acc["proto_meta_best"] = feature_prototype_acc(at.supernet, best, sx, sy, qx, qy, way)
+        for n in NETS[1:]:
+            acc[n] = adapted_acc(states[n], conv4(int(n.split("_")[1])), task, inner)
+            r["macs"][n] = cost[n].flops
+        acc["meta_best"] = adapted_acc(at, best, task, inner)
+        r["macs"]["meta_best"] = arch_cost(at.space, best, image_size, way).flops
+        acc["conv4_on_supernet"] = adapted_acc(at, conv4(64), task, inner)
+        for (n, m), st in early.items():
+            e = best_member(st, None) if n == "atnas" else conv4(64)
+            acc[f"{'meta_best' if n == 'atnas' else n}@{m:g}"] = adapted_acc(st, e, task, inner)
+        if not args.no_search:
+            cfg = replace(SearchConfig(), seed=seed * 100_000 + i)
+            for label, ok in [("atnas", None), *((f"atnas_{k}", v) for k, v in limits.items())]:
+                if domain and label != "atnas":
+                    continue
+                t0 = time.perf_counter()
+                res = search(
+                    at.supernet,
+                    [m.encode for m in at.ranked()],
+                    sx,
+                    sy,
+                    way,
+                    cfg,
+                    constraint=ok,
+                    prior=at.prior(),
+                )
+                r["seconds"][label] = time.perf_counter() - t0
+                acc[label] = score(res.encode, res.weights, qx, qy)[0]
+                r["macs"][label] = arch_cost(at.space, res.encode, image_size, way).flops
+                r["encode"][label] = res.encode.key()
+                r.setdefault("evaluations", {})[label] = res.evaluations
+                if label == "atnas" and i < args.oracle_tasks and not domain:
+                    r["oracle"] = oracle(at, task, res.encode, best, list(res.scored), inner)
+            if not domain:
+                for k, e in best_le.items():
+                    acc[f"meta_best_{k}"] = adapted_acc(at, e, task, inner)
+                    r["macs"][f"meta_best_{k}"] = arch_cost(at.space, e, image_size, way).flops
+        t0 = time.perf_counter()
+        adapt_encode(at.supernet, conv4(64), sx, sy, way, inner)
+        r["seconds"]["adapt_conv4_64"] = time.perf_counter() - t0
+        rows.append(r)
+        if (i + 1) % 25 == 0:
+            log.info(
+                "%s s%d %s: %d/%d tasks, %.0fs",
+                key,
+                seed,
+                domain or "",
+                i + 1,
+                n_tasks,
+                time.perf_counter() - t_start,
+            )
+    return {
+        "setting": key,
+        "seed": seed,
+        "domain": domain,
+        "meta_best": best.key(),
+        "meta_best_le": {k: e.key() for k, e in best_le.items()},
+        "params": {
+            **{n: cost[n].params for n in NETS[1:]},
+            "meta_best": arch_cost(at.space, best, image_size, way).params,
+        },
+        "tasks": rows,
+    }
 
 
 def part_scratch(args: argparse.Namespace) -> dict[str, Any]:
-    """Search from scratch vs AT-NAS search on the same 5-way 5-shot tasks."""
-    _, val = load(args)
-    state, _ = MetaState.load(args.workdir / "atnas.pt")
+    """Search from scratch (every candidate trained from random weights) vs AT-NAS search."""
+    from atnas.evaluate import Method, evaluate
+
+    val = pipeline.load_meta_images([args.data]).select(include=META_VAL)
+    state, _ = MetaState.load(snapshot(args, "atnas", args.seeds[0], max(args.checkpoints)))
     sampler = TaskSampler(val, 5, 5, 15)
     cfg = SearchConfig()
     scratch = evaluate(
@@ -165,17 +333,10 @@ def part_scratch(args: argparse.Namespace) -> dict[str, Any]:
         args.scratch_tasks,
         Method.SCRATCH,
         cfg,
-        seed=args.seed + 2000,
+        seed=2000,
         scratch_inner=InnerConfig(args.scratch_steps, 0.1),
     )
-    paired = evaluate(state, sampler, args.scratch_tasks, Method.ATNAS, cfg, seed=args.seed + 2000)
-    log.info(
-        "scratch: %.4f in %.1fs median; atnas: %.4f in %.2fs median",
-        scratch.mean_acc,
-        scratch.median_seconds,
-        paired.mean_acc,
-        paired.median_seconds,
-    )
+    paired = evaluate(state, sampler, args.scratch_tasks, Method.ATNAS, cfg, seed=2000)
     return {
         "scratch": scratch.to_json(),
         "atnas_same_tasks": paired.to_json(),
@@ -184,50 +345,34 @@ def part_scratch(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------- orchestration
+
+
 def run_part(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
-    name = args.part
-    if name.startswith("meta:"):
-        out = part_meta(args, name.split(":", 1)[1])
-    elif name.startswith("eval:"):
-        out = part_eval(args, name.split(":", 1)[1])
+    kind, *rest = args.part.split(":")
+    if kind == "meta":
+        out = part_meta(args, rest[0], int(rest[1]))
+    elif kind == "eval":
+        out = part_eval(args, rest[0], int(rest[1]), rest[2] if len(rest) > 2 else None)
     else:
         out = part_scratch(args)
-    (args.workdir / f"{name.replace(':', '_')}.json").write_text(json.dumps(out, indent=2))
+    part_file(args, args.part).write_text(json.dumps(out))
     return 0
 
 
+def part_file(args: argparse.Namespace, part: str) -> Path:
+    return args.workdir / f"{part.replace(':', '_')}.json"
+
+
 def spawn(args: argparse.Namespace, part: str) -> dict[str, Any]:
-    cmd = [
-        sys.executable,
-        __file__,
-        "--part",
-        part,
-        "--data",
-        str(args.data),
-        "--workdir",
-        str(args.workdir),
-        "--meta-minutes",
-        str(args.meta_minutes),
-        "--tasks",
-        str(args.tasks),
-        "--search-tasks",
-        str(args.search_tasks),
-        "--wide-tasks",
-        str(args.wide_tasks),
-        "--wide-search-tasks",
-        str(args.wide_search_tasks),
-        "--scratch-tasks",
-        str(args.scratch_tasks),
-        "--scratch-steps",
-        str(args.scratch_steps),
-        "--seed",
-        str(args.seed),
-        *(a for item in args.atnas_set for a in ("--atnas-set", item)),
-    ]
+    if args.reuse and part_file(args, part).is_file():
+        out: dict[str, Any] = json.loads(part_file(args, part).read_text())
+        return out
+    cmd = [sys.executable, __file__, "--part", part, *args.passthrough]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     subprocess.run(cmd, check=True, env=env)
-    out: dict[str, Any] = json.loads((args.workdir / f"{part.replace(':', '_')}.json").read_text())
+    out = json.loads(part_file(args, part).read_text())
     return out
 
 
@@ -236,35 +381,28 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--data", type=Path, default=default_dataset(), help="Omniglot background zip")
-    ap.add_argument("--meta-minutes", type=float, default=20.0, help="meta-training budget each")
-    ap.add_argument("--tasks", type=int, default=600, help="tasks per setting, baselines")
-    ap.add_argument("--search-tasks", type=int, default=600, help="tasks per setting, AT-NAS")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument(
-        "--wide-tasks", type=int, default=0, help="20-way tasks, baselines (0: as --tasks)"
+        "--checkpoints",
+        type=float,
+        nargs="+",
+        default=[5.0, 10.0, 20.0],
+        help="minutes of meta-training at which states are kept (the last is the budget)",
     )
-    ap.add_argument(
-        "--wide-search-tasks",
-        type=int,
-        default=0,
-        help="20-way tasks, AT-NAS (0: as --search-tasks)",
-    )
-    ap.add_argument("--scratch-tasks", type=int, default=20, help="5w5s tasks, from scratch")
+    ap.add_argument("--tasks", type=int, default=200, help="tasks per setting and seed")
+    ap.add_argument("--wide-tasks", type=int, default=200, help="20-way tasks per seed")
+    ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    ap.add_argument("--oracle-tasks", type=int, default=50, help="tasks with the headroom study")
+    ap.add_argument("--domains", nargs="*", default=[], choices=DOMAINS)
+    ap.add_argument("--domain-tasks", type=int, default=100, help="5w1s tasks per domain, seed")
+    ap.add_argument("--no-search", action="store_true", help="skip the per-task searches")
+    ap.add_argument("--scratch-tasks", type=int, default=0, help="5w5s tasks, from scratch")
     ap.add_argument("--scratch-steps", type=int, default=100, help="SGD steps per candidate")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument(
-        "--atnas-set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a MetaTrainConfig field for AT-NAS only (e.g. explore=0.0); repeatable",
-    )
+    ap.add_argument("--atnas-set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--parallel", type=int, default=2, help="parts at once (one thread each)")
     ap.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "out" / "algorithm")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "algorithm.json")
-    ap.add_argument(
-        "--reuse-meta",
-        action="store_true",
-        help="skip meta-training when the workdir already holds both states",
-    )
+    ap.add_argument("--reuse", action="store_true", help="keep parts already in the workdir")
     ap.add_argument("--part", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -278,19 +416,15 @@ def main() -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.part:
         return run_part(args)
+    args.passthrough = [a for a in sys.argv[1:] if a != "--reuse"]
     started = time.time()
-    with ThreadPoolExecutor(2) as pool:
-        done = all((args.workdir / f"meta_{n}.json").is_file() for n in ("atnas", "conv4"))
-        if args.reuse_meta and done:
-            metas = [
-                json.loads((args.workdir / f"meta_{n}.json").read_text())
-                for n in ("atnas", "conv4")
-            ]
-        else:
-            metas = list(pool.map(lambda p: spawn(args, p), ["meta:atnas", "meta:conv4"]))
-        evals = list(
-            pool.map(lambda p: spawn(args, p), ["eval:5w1s", "eval:5w5s", "eval:20w1s", "scratch"])
-        )
+    metas = [f"meta:{n}:{s}" for s in args.seeds for n in NETS]
+    evals = [f"eval:{k}:{s}" for s in args.seeds for k in args.settings]
+    evals += [f"eval:5w1s:{s}:{d}" for s in args.seeds for d in args.domains]
+    with ThreadPoolExecutor(args.parallel) as pool:
+        meta_out = dict(zip(metas, pool.map(lambda p: spawn(args, p), metas), strict=True))
+        parts = evals + (["scratch"] if args.scratch_tasks else [])
+        eval_out = dict(zip(parts, pool.map(lambda p: spawn(args, p), parts), strict=True))
     report: dict[str, Any] = {
         "date": dt.date.today().isoformat(),
         "command": "python " + " ".join(sys.argv),
@@ -300,65 +434,147 @@ def main() -> int:
             "torch": torch.__version__,
             "device": "cpu",
             "threads_per_part": 1,
-            "parts_at_once": 2,
+            "parts_at_once": args.parallel,
         },
-        "meta_budget_seconds": args.meta_minutes * 60,
-        "atnas_overrides": atnas_overrides(args),
-        "meta_atnas": metas[0],
-        "meta_conv4": metas[1],
-        "results": {
-            "5w1s": evals[0],
-            "5w5s": evals[1],
-            "20w1s": evals[2],
-            "scratch_5w5s": evals[3],
-        },
+        "meta_minutes": max(args.checkpoints),
+        "checkpoints": sorted(args.checkpoints),
+        "atnas_overrides": {k: str(v) for k, v in atnas_overrides(args).items()},
+        "meta": meta_out,
+        "evals": {k: v for k, v in eval_out.items() if k != "scratch"},
+        "scratch": eval_out.get("scratch"),
     }
-    r = report["results"]
-    report["targets"] = {
-        "atnas_minus_conv4_5w1s_points": 100
-        * (r["5w1s"]["atnas"]["mean_acc"] - r["5w1s"]["conv4"]["mean_acc"]),
-        "median_search_adapt_seconds_5w5s": r["5w5s"]["atnas"]["median_seconds"],
-        "speedup_vs_scratch": r["scratch_5w5s"]["speedup_median"],
-        "accuracy_atnas_minus_scratch_points": 100
-        * (
-            r["scratch_5w5s"]["atnas_same_tasks"]["mean_acc"]
-            - r["scratch_5w5s"]["scratch"]["mean_acc"]
-        ),
-    }
+    report["summary"] = summarise(report)
     report["total_seconds"] = time.time() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    args.out.write_text(json.dumps(report))
     print(markdown(report))
     return 0
 
 
+# ---------------------------------------------------------------- report
+
+
+def mean_ci(x: list[float]) -> tuple[float, float]:
+    a = np.asarray(x, dtype=float)
+    if len(a) < 2:
+        return float(a.mean()) if len(a) else float("nan"), float("nan")
+    return float(a.mean()), 1.96 * float(a.std(ddof=1)) / math.sqrt(len(a))
+
+
+BASE = {"atnas_le_c32": "conv4_32", "meta_best_le_c32": "conv4_32"}
+BASE |= {"atnas_le_c16": "conv4_16", "meta_best_le_c16": "conv4_16"}
+
+
+def summarise(report: dict[str, Any]) -> dict[str, Any]:
+    """Per (setting or domain) and method: mean accuracy, paired difference to its baseline
+    (Conv-4-64, or the fixed net of equal cost for constrained rows) with a 95% CI over every
+    task of every seed, per-seed means, median MACs and time."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for part in report["evals"].values():
+        name = part["setting"] + (f"/{part['domain']}" if part["domain"] else "")
+        groups.setdefault(name, []).append(part)
+    out: dict[str, Any] = {}
+    for name, parts in groups.items():
+        rows = [(p["seed"], t) for p in parts for t in p["tasks"]]
+        methods = list(rows[0][1]["acc"])
+        table = {}
+        for m in methods:
+            base = BASE.get(m, "conv4_64")
+            acc = [t["acc"][m] for _, t in rows]
+            diff = [t["acc"][m] - t["acc"][base] for _, t in rows]
+            floors = [
+                t["acc"][m] - max(t["acc"]["pixel_centroid"], t["acc"]["proto_conv4_64"])
+                for _, t in rows
+            ]
+            per_seed = {
+                str(s): float(np.mean([t["acc"][m] for ss, t in rows if ss == s]))
+                for s in sorted({s for s, _ in rows})
+            }
+            macs = [t["macs"][m] for _, t in rows if m in t["macs"]]
+            secs = [t["seconds"][m] for _, t in rows if m in t["seconds"]]
+            table[m] = {
+                "tasks": len(acc),
+                "mean": mean_ci(acc)[0],
+                "ci95": mean_ci(acc)[1],
+                "baseline": base,
+                "diff": mean_ci(diff)[0],
+                "diff_ci95": mean_ci(diff)[1],
+                "above_best_floor": mean_ci(floors)[0],
+                "per_seed": per_seed,
+                "median_macs": float(np.median(macs)) if macs else None,
+                "median_seconds": float(np.median(secs)) if secs else None,
+                "p95_seconds": float(np.percentile(secs, 95)) if secs else None,
+            }
+        orc = [t["oracle"] for _, t in rows if "oracle" in t]
+        if orc:
+            head = [o["oracle_b"] - o["meta_best_b"] for o in orc]
+            gain = [o["search_b"] - o["meta_best_b"] for o in orc]
+            table["_oracle"] = {
+                "tasks": len(orc),
+                "headroom": mean_ci(head)[0],
+                "headroom_ci95": mean_ci(head)[1],
+                "search_gain": mean_ci(gain)[0],
+                "search_gain_ci95": mean_ci(gain)[1],
+                "captured_share": (float(np.mean(gain)) / float(np.mean(head)))
+                if np.mean(head) > 0
+                else None,
+            }
+        out[name] = table
+    return out
+
+
 def markdown(r: dict[str, Any]) -> str:
-    a, c = r["meta_atnas"], r["meta_conv4"]
     lines = [
         f"Run {r['date']}: `{r['command']}` on {r['machine']['platform']}, "
-        f"{r['machine']['cpus']} CPUs, torch {r['machine']['torch']}, CPU only; "
-        "each part one torch thread, two parts at a time.",
+        f"{r['machine']['cpus']} CPUs, torch {r['machine']['torch']}, CPU only; one torch "
+        f"thread per part, {r['machine']['parts_at_once']} parts at once.",
         "",
-        f"Meta-training budget {r['meta_budget_seconds']:.0f}s each (side by side): AT-NAS "
-        f"{a['iterations']} iterations ({a['iterations_per_second']:.2f} it/s), Conv-4 "
-        f"{c['iterations']} iterations ({c['iterations_per_second']:.2f} it/s). "
-        f"Best meta-population encode: `{a['best_encode']}`.",
-        "",
-        "| setting | method | tasks | accuracy % (95% CI) | median s/task | p95 s/task |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| run | iterations | it/s | best encode |",
+        "| --- | --- | --- | --- |",
     ]
-    rows = [(k, lab, s) for k in SETTINGS for lab, s in r["results"][k].items()]
-    sc = r["results"]["scratch_5w5s"]
-    rows += [
-        ("5w5s", "scratch", sc["scratch"]),
-        ("5w5s", "atnas (same tasks)", sc["atnas_same_tasks"]),
-    ]
-    for key, label, s in rows:
+    for k, m in r["meta"].items():
         lines.append(
-            f"| {key} | {label} | {s['tasks']} | {100 * s['mean_acc']:.2f} ± "
-            f"{100 * s['ci95']:.2f} | {s['median_seconds']:.3f} | {s['p95_seconds']:.3f} |"
+            f"| {k} | {m['iterations']} | {m['iterations_per_second']:.2f} | `{m['best_encode']}` |"
         )
-    lines += ["", "Targets: " + json.dumps(r["targets"])]
+    for name, table in r["summary"].items():
+        lines += [
+            "",
+            f"**{name}** (paired over every task of every seed; diff = method − baseline)",
+            "",
+            "| method | tasks | acc % (95% CI) | baseline | diff pts (95% CI) "
+            "| above best floor | MACs | median s |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for m, s in table.items():
+            if m.startswith("_"):
+                continue
+            macs = "" if s["median_macs"] is None else f"{s['median_macs'] / 1e6:.2f}M"
+            secs = "" if s["median_seconds"] is None else f"{s['median_seconds']:.2f}"
+            lines.append(
+                f"| {m} | {s['tasks']} | {100 * s['mean']:.2f} ± {100 * s['ci95']:.2f} | "
+                f"{s['baseline']} | {100 * s['diff']:+.2f} ± {100 * s['diff_ci95']:.2f} | "
+                f"{100 * s['above_best_floor']:+.2f} | {macs} | {secs} |"
+            )
+        if "_oracle" in table:
+            o = table["_oracle"]
+            share = "n/a" if o["captured_share"] is None else f"{100 * o['captured_share']:.0f}%"
+            lines += [
+                "",
+                f"Oracle headroom over meta_best ({o['tasks']} tasks, query half B): "
+                f"{100 * o['headroom']:+.2f} ± {100 * o['headroom_ci95']:.2f} pts; search gain "
+                f"{100 * o['search_gain']:+.2f} ± {100 * o['search_gain_ci95']:.2f} pts; "
+                f"captured {share}.",
+            ]
+    if r.get("scratch"):
+        sc = r["scratch"]
+        lines += [
+            "",
+            f"Scratch (5w5s, {sc['scratch']['tasks']} tasks): "
+            f"{100 * sc['scratch']['mean_acc']:.1f}% "
+            f"in {sc['scratch']['median_seconds']:.1f}s vs AT-NAS "
+            f"{100 * sc['atnas_same_tasks']['mean_acc']:.1f}% in "
+            f"{sc['atnas_same_tasks']['median_seconds']:.2f}s: {sc['speedup_median']:.1f}x.",
+        ]
     return "\n".join(lines)
 
 

@@ -15,12 +15,14 @@ from atnas.search import SearchConfig
 from tests.atnas.conftest import synthetic_images, synthetic_task
 
 
-@pytest.mark.parametrize("name", ["tiny", "default", "paper"])
+@pytest.mark.parametrize("name", ["tiny", "default", "wide", "paper"])
 def test_preset_exists_and_is_consistent(name: str) -> None:
     p = get_preset(name)
     assert p.name == name and PRESETS[name] is p
     assert 3 <= p.space.num_layers <= 6
-    assert len(p.space.ops) >= 6
+    # the default searches widths of a slimmable Conv-4; the others ops and widths
+    assert len(p.space.ops) >= 6 or (name == "default" and p.space.ops == ("conv3x3",))
+    assert len(p.space.widths) >= 2
     assert p.space.conv4() in {p.space.conv4()}  # Conv-4 is a point of every preset's space
     assert p.search.seed_top <= p.search.population
     assert 0.0 < p.fitness_fraction < 1.0
