@@ -61,6 +61,7 @@ class MetaTrainConfig:
     iterations: int | None = None
     checkpoint_every: int = 100
     seed: int = 0
+    preset: str = "default"  # the preset it came from: its search settings serve the supernet
 
     def __post_init__(self) -> None:
         if self.budget_seconds is None and self.iterations is None:

@@ -28,7 +28,7 @@ from atnas.floors import feature_prototype_acc, floors_report, pixel_centroid_ac
 from atnas.latency import LatencyMeter
 from atnas.limits import CostLimits, check_feasible, within
 from atnas.metatrain import MetaState, MetaTrainConfig, MetaTrainer, Progress
-from atnas.presets import get_preset
+from atnas.presets import PRESETS, get_preset
 from atnas.search import Generation, SearchConfig, SearchResult, query_accuracy, search
 from atnas.tasks import TaskSampler, to_float
 
@@ -88,7 +88,7 @@ def meta_trainer(
     """
     p = get_preset(preset, channels=int(images.images.shape[1]))
     try:
-        cfg = config or dataclasses.replace(p.meta, **overrides)
+        cfg = config or dataclasses.replace(p.meta, preset=p.name, **overrides)
     except TypeError as exc:
         raise ConfigError(f"unknown meta-training setting: {exc}") from None
     if images.images.shape[-1] != cfg.image_size:
@@ -158,6 +158,12 @@ def task_tensors(task: TaskData) -> tuple[torch.Tensor, torch.Tensor, int]:
     return x, y, s.num_classes
 
 
+def search_defaults(state: MetaState) -> SearchConfig:
+    """The search settings of the preset that ``state`` was meta-trained with."""
+    name = state.config.preset
+    return PRESETS[name].search if name in PRESETS else SearchConfig()
+
+
 def search_task(
     state: MetaState,
     task: TaskData,
@@ -177,7 +183,7 @@ def search_task(
     beside the model. Query images, when the task has them, are used after the search for
     the report only.
     """
-    cfg = config or SearchConfig()
+    cfg = config or search_defaults(state)
     device = device or default_device()
     state.supernet.to(device)
     x, y, n_way = task_tensors(task)

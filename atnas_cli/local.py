@@ -179,8 +179,8 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
 
 
-def _search_config(args: argparse.Namespace) -> SearchConfig:
-    cfg = SearchConfig()
+def _search_config(args: argparse.Namespace, state: MetaState) -> SearchConfig:
+    cfg = pipeline.search_defaults(state)  # the supernet's preset's settings
     changes: dict[str, Any] = {"seed": args.seed}
     if args.population is not None:
         changes["population"] = args.population
@@ -263,7 +263,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     task = load_task(args.task, pipeline.task_image_config(state))
     if limits is not None:  # an impossible MAC or parameter bound: one line, before the bar
         check_feasible(state.space, limits, state.config.image_size, task.support.num_classes)
-    cfg = _search_config(args)
+    cfg = _search_config(args, state)
     bar = tqdm(
         total=cfg.generations + 1, unit="gen", desc="search", dynamic_ncols=True, leave=False
     )
@@ -308,7 +308,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     image = pipeline.task_image_config(state)
     images = pipeline.load_meta_images(args.data, image, args.include, args.exclude)
     sampler = TaskSampler(images, args.way, args.shot, args.query)
-    cfg = _search_config(args)
+    cfg = _search_config(args, state)
     bar = tqdm(total=args.tasks, unit="task", desc=args.method, dynamic_ncols=True, leave=False)
     try:
         summary = evaluate(

@@ -56,7 +56,7 @@ class MetaTrainSpec(BaseModel):
     )
     rotations: bool = Field(default=True, description="add 90/180/270° copies as new classes")
     algorithm: Literal["fomaml", "maml", "reptile"] = "fomaml"
-    preset: Literal["tiny", "default", "paper"] = "default"
+    preset: Literal["tiny", "default", "wide", "paper"] = "default"
     budget_seconds: float = Field(default=600, ge=1, le=604800)
     iterations: int | None = Field(default=None, ge=1)
     seed: int = 0

@@ -54,7 +54,7 @@ def run_search(ctx: WorkerContext, job: JobRecord) -> dict[str, Any]:
     blob_ref = ray.get(ctx.holder.get.remote(spec.supernet, str(path)))[0]
     state = _state_from_blob(spec.supernet, blob_ref)
     task = load_task(ctx.datasets.path(spec.dataset), pipeline.task_image_config(state))
-    cfg = search_config(spec)
+    cfg = search_config(spec, pipeline.search_defaults(state))
     pool = ctx.pool
 
     def make_evaluator(splits: Sequence[Split], n_way: int, inner: InnerConfig) -> Evaluator:

@@ -5,13 +5,21 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from atnas.errors import Cancelled, CheckpointError, ConfigError, EncodeError
 from atnas.learner import InnerConfig
 from atnas.meta import MetaAlgorithm
-from atnas.metatrain import MetaState, MetaTrainConfig, MetaTrainer, Progress
+from atnas.metatrain import (
+    MetaState,
+    MetaTrainConfig,
+    MetaTrainer,
+    Progress,
+    initial_population,
+    widest,
+)
 from atnas.space import Encode, SearchSpace
 from atnas.tasks import TaskSampler
 from tests.atnas.conftest import synthetic_images
@@ -215,3 +223,51 @@ def test_config_json_round_trip() -> None:
 
     assert MetaTrainConfig.from_json(json.loads(json.dumps(cfg.to_json()))) == cfg
     assert "iterations" not in cfg.run_identity() and "meta_lr" in cfg.run_identity()
+
+
+def test_sandwich_trains_the_widest_and_a_narrowest_path_every_meta_batch() -> None:
+    cfg = dataclasses.replace(CFG, meta_batch=3, explore=0.0)
+    trainer = _trainer(cfg)
+    picked = [trainer._pick_encode(slot) for slot in range(cfg.meta_batch)]
+    assert picked[0] == widest(SPACE) == SPACE.conv4()
+    assert all(c.width == SPACE.widths[0] for c in picked[1].layers)
+    trainer.meta_step()
+    conv4_w = trainer.state.supernet.weights_["l2__conv3x3__w"].grad
+    assert conv4_w is not None and conv4_w[4:].abs().sum() > 0  # the widest channels learn
+    off = _trainer(dataclasses.replace(cfg, sandwich=False))
+    members = {m.encode for m in off.state.population}
+    assert all(off._pick_encode(slot) in members for slot in range(cfg.meta_batch))
+
+
+def test_fitness_accumulates_over_rounds_and_children_start_from_their_parents() -> None:
+    trainer = _trainer(dataclasses.replace(CFG, explore=0.0, ea_tasks=2))
+    trainer.evolve()
+    first = {m.encode: m for m in trainer.state.population}
+    assert all(m.fitness is not None and m.weight > 0 for m in first.values())
+    trainer.evolve()
+    for m in trainer.state.population:
+        if m.encode in first:  # a survivor: its weight grew, decayed by fitness_memory
+            was = first[m.encode].weight
+            assert m.weight == pytest.approx(CFG.fitness_memory * was + 2)
+    ranked = [m.fitness for m in trainer.state.population]
+    assert ranked == sorted(ranked, reverse=True)
+
+
+def test_initial_population_is_bounded_by_the_space() -> None:
+    tiny = SearchSpace(num_layers=1, ops=("conv3x3",), widths=(4, 8))  # two encodes in all
+    pop = initial_population(tiny, 5, np.random.default_rng(0))
+    assert sorted(pop, key=str) == sorted(
+        [Encode.of(("conv3x3", 4)), Encode.of(("conv3x3", 8))], key=str
+    )
+
+
+def test_the_preset_name_travels_with_the_run_and_chooses_the_search_settings() -> None:
+    from atnas import pipeline
+    from atnas.presets import PRESETS
+
+    images = synthetic_images(40, 3, size=8, seed=0)
+    state = pipeline.meta_train(
+        images, "tiny", iterations=1, budget_seconds=None, way=3, rotations=False, image_size=8
+    )
+    assert state.config.preset == "tiny"
+    assert pipeline.search_defaults(state) == PRESETS["tiny"].search
