@@ -81,7 +81,8 @@ def conv4(width: int) -> Encode:
 
 
 def snapshot(args: argparse.Namespace, net: str, seed: int, minutes: float) -> Path:
-    return args.workdir / f"{net}_s{seed}_m{minutes:g}.pt"
+    workdir: Path = args.workdir
+    return workdir / f"{net}_s{seed}_m{minutes:g}.pt"
 
 
 # ---------------------------------------------------------------- meta-training
@@ -362,7 +363,8 @@ def run_part(args: argparse.Namespace) -> int:
 
 
 def part_file(args: argparse.Namespace, part: str) -> Path:
-    return args.workdir / f"{part.replace(':', '_')}.json"
+    workdir: Path = args.workdir
+    return workdir / f"{part.replace(':', '_')}.json"
 
 
 def spawn(args: argparse.Namespace, part: str) -> dict[str, Any]:

@@ -1,0 +1,200 @@
+"""What defines a meta-training run and what it produces: the config, the meta-population's
+members, progress reports and the meta-state (supernet + population), saved and resumed."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from atnas.checkpoint import load_checkpoint, save_checkpoint
+from atnas.errors import CheckpointError, ConfigError
+from atnas.learner import InnerConfig
+from atnas.meta import MetaAlgorithm
+from atnas.space import Encode, SearchSpace
+from atnas.supernet import Supernet
+
+CHECKPOINT_KIND = "meta_state"
+
+
+@dataclass(frozen=True)
+class MetaTrainConfig:
+    """Everything that defines a meta-training run (budgets included)."""
+
+    way: int = 5
+    shot: int = 1
+    query: int = 5  # query images per class in meta-training tasks
+    rotations: bool = True  # rotated copies (90/180/270 degrees) as extra classes
+    image_size: int = 28  # side of the square input images, in pixels
+    algorithm: MetaAlgorithm = MetaAlgorithm.FOMAML
+    inner: InnerConfig = InnerConfig()  # noqa: RUF009 (frozen value)
+    meta_lr: float = 1e-3
+    meta_batch: int = 8
+    population: int = 12
+    offspring: int = 8
+    ea_every: int = 50
+    ea_tasks: int = 4
+    explore: float = 0.0  # share of tasks trained on a random encode instead of a member
+    sandwich: bool = True  # every meta-batch also trains the widest and a narrowest path
+    fitness_memory: float = 0.5  # weight kept by earlier EA rounds' scores at each new round
+    fixed_encode: Encode | None = None
+    budget_seconds: float | None = 600.0
+    iterations: int | None = None
+    checkpoint_every: int = 100
+    seed: int = 0
+    preset: str = "default"  # the preset it came from: its search settings serve the supernet
+
+    def __post_init__(self) -> None:
+        if self.budget_seconds is None and self.iterations is None:
+            raise ConfigError("set budget_seconds, iterations or both")
+        if self.budget_seconds is not None and self.budget_seconds <= 0:
+            raise ConfigError("budget_seconds must be positive")
+        if self.iterations is not None and self.iterations < 1:
+            raise ConfigError("iterations must be at least 1")
+        if self.meta_batch < 1 or self.population < 1 or self.ea_every < 1 or self.ea_tasks < 1:
+            raise ConfigError("meta_batch, population, ea_every and ea_tasks must be >= 1")
+        if not 0.0 <= self.explore <= 1.0:
+            raise ConfigError("explore must be in [0, 1]")
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (stored in checkpoints and artifacts)."""
+        d = dataclasses.asdict(self)
+        d["algorithm"] = self.algorithm.value
+        d["fixed_encode"] = None if self.fixed_encode is None else self.fixed_encode.to_json()
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> MetaTrainConfig:
+        """Inverse of :meth:`to_json`."""
+        d = dict(d)
+        d["algorithm"] = MetaAlgorithm(d["algorithm"])
+        d["inner"] = InnerConfig(**d["inner"])
+        fixed = d.get("fixed_encode")
+        d["fixed_encode"] = None if fixed is None else Encode.from_json(fixed)
+        return cls(**d)
+
+    def run_identity(self) -> dict[str, Any]:
+        """The fields that must match for a checkpoint to be resumed (budgets may change)."""
+        d = self.to_json()
+        for k in ("budget_seconds", "iterations", "checkpoint_every"):
+            d.pop(k)
+        return d
+
+
+@dataclass
+class Member:
+    """A member of the meta-population; ``fitness`` is None until first scored.
+
+    ``fitness`` is a running posterior mean over EA rounds and ``weight`` the number of
+    fitness tasks behind it (earlier rounds decayed by ``fitness_memory``).
+    """
+
+    encode: Encode
+    fitness: float | None = None
+    weight: float = 0.0
+
+
+@dataclass
+class Progress:
+    """What a progress callback receives after each meta-iteration."""
+
+    iteration: int
+    total: int | None
+    elapsed: float
+    budget_seconds: float | None
+    loss: float
+    acc: float
+    best_fitness: float | None
+    population: list[Member]
+    phase: str = "meta_train"
+
+
+@dataclass
+class MetaState:
+    """The product of meta-training: the meta-supernet and the meta-population."""
+
+    space: SearchSpace
+    config: MetaTrainConfig
+    supernet: Supernet
+    population: list[Member]
+    iteration: int = 0
+    elapsed: float = 0.0
+    curve: list[dict[str, float]] = field(default_factory=list)
+    ea_history: list[dict[str, Any]] = field(default_factory=list)
+
+    def ranked(self) -> list[Member]:
+        """Population members, fittest first (unscored last)."""
+        return sorted(self.population, key=lambda m: -1.0 if m.fitness is None else -m.fitness)
+
+    def prior(self) -> dict[Encode, float]:
+        """The across-task fitness of each scored member (the prior of a per-task search)."""
+        return {m.encode: m.fitness for m in self.population if m.fitness is not None}
+
+    def best_encode(self) -> Encode:
+        """The fittest encode of the meta-population (the fixed encode for a baseline)."""
+        return self.ranked()[0].encode
+
+    def report(self) -> dict[str, Any]:
+        """The run as JSON: iterations, speed, config, ranked population, EA history, curve."""
+        return {
+            "iterations": self.iteration,
+            "elapsed_seconds": self.elapsed,
+            "iterations_per_second": self.iteration / self.elapsed if self.elapsed else None,
+            "config": self.config.to_json(),
+            "space": self.space.to_json(),
+            "population": [
+                {"encode": m.encode.to_json(), "key": m.encode.key(), "fitness": m.fitness}
+                for m in self.ranked()
+            ],
+            "ea_history": self.ea_history,
+            "curve": self.curve[:: max(1, len(self.curve) // 200)],
+        }
+
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> None:
+        """Writes this state (and ``extra`` training state) atomically to ``path``."""
+        save_checkpoint(
+            path,
+            CHECKPOINT_KIND,
+            {
+                "space": self.space.to_json(),
+                "config": self.config.to_json(),
+                "supernet": self.supernet.state_dict(),
+                "population": [
+                    {"encode": m.encode.to_json(), "fitness": m.fitness, "weight": m.weight}
+                    for m in self.population
+                ],
+                "iteration": self.iteration,
+                "elapsed": self.elapsed,
+                "curve": self.curve,
+                "ea_history": self.ea_history,
+                "extra": extra or {},
+            },
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> tuple[MetaState, dict[str, Any]]:
+        """Reads a state written by :meth:`save`; returns it and its ``extra`` dict."""
+        data = load_checkpoint(path, CHECKPOINT_KIND)
+        try:
+            space = SearchSpace.from_json(data["space"])
+            config = MetaTrainConfig.from_json(data["config"])
+            net = Supernet(space)
+            net.load_state_dict(data["supernet"])
+            population = [
+                Member(Encode.from_json(m["encode"]), m["fitness"], float(m.get("weight", 0.0)))
+                for m in data["population"]
+            ]
+        except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: inconsistent meta-state ({exc})") from None
+        state = cls(
+            space,
+            config,
+            net,
+            population,
+            int(data["iteration"]),
+            float(data["elapsed"]),
+            list(data["curve"]),
+            list(data["ea_history"]),
+        )
+        return state, dict(data["extra"])
