@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from service.errors import ArtifactNotFound, InvalidArtifactName
+from service.ids import shown
 from service.schemas import ArtifactInfo
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
@@ -92,7 +93,7 @@ class ArtifactStore:
         path = self.path(job_id, name)
         sidecar = path.parent / ".meta" / f"{name}.json"
         if not sidecar.is_file():
-            raise ArtifactNotFound(f"job {job_id!r} has no artifact {name!r}")
+            raise ArtifactNotFound(f"job {shown(job_id)} has no artifact {shown(name)}")
         return ArtifactInfo.model_validate_json(sidecar.read_bytes())
 
     def path(self, job_id: str, name: str) -> Path:
@@ -100,7 +101,7 @@ class ArtifactStore:
         check_name(name)
         path = self._folder(job_id, create=False) / name
         if not path.is_file():
-            raise ArtifactNotFound(f"job {job_id!r} has no artifact {name!r}")
+            raise ArtifactNotFound(f"job {shown(job_id)} has no artifact {shown(name)}")
         return path
 
     def delete_job(self, job_id: str) -> None:
@@ -109,7 +110,7 @@ class ArtifactStore:
 
     def _folder(self, job_id: str, create: bool) -> Path:
         if not _JOB_ID.match(job_id):
-            raise InvalidArtifactName(f"invalid job id {job_id!r}")
+            raise InvalidArtifactName(f"invalid job id {shown(job_id)}")
         folder = self.root / job_id
         if create:
             (folder / ".meta").mkdir(parents=True, exist_ok=True)

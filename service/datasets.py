@@ -10,7 +10,6 @@ import hashlib
 import os
 import shutil
 import tempfile
-import uuid
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -21,6 +20,7 @@ import redis
 from PIL import Image
 
 from service.errors import DatasetNotFound, InvalidDataset, UploadTooLarge
+from service.ids import is_id, new_id, shown
 from service.keys import Keys
 from service.layout import Layout, scan_layout
 from service.schemas import DatasetPublic
@@ -127,7 +127,7 @@ class DatasetStore:
         """
         sha256 = sink.finish()
         layout = check_zip(sink.path)
-        dataset_id = uuid.uuid4().hex
+        dataset_id = new_id()
         folder = self.root / dataset_id
         folder.mkdir(parents=True)
         os.replace(sink.path, folder / "data.zip")
@@ -157,9 +157,9 @@ class DatasetStore:
     # --- reading and removal ------------------------------------------------------------
     def get(self, dataset_id: str) -> DatasetPublic:
         """The dataset's record, or :class:`DatasetNotFound`."""
-        raw = self._r.get(self._keys.dataset(dataset_id))
+        raw = self._r.get(self._keys.dataset(dataset_id)) if is_id(dataset_id) else None
         if raw is None:
-            raise DatasetNotFound(f"no dataset with id {dataset_id!r}")
+            raise DatasetNotFound(f"no dataset with id {shown(dataset_id)}")
         return DatasetPublic.model_validate_json(raw)
 
     def list(self, limit: int = 1000) -> builtins.list[DatasetPublic]:

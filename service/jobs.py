@@ -11,7 +11,6 @@ import builtins
 import hashlib
 import json
 import time
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, cast
@@ -26,6 +25,7 @@ from service.errors import (
     InvalidInput,
     JobNotFound,
 )
+from service.ids import is_id, new_id, shown
 from service.keys import Keys
 from service.queue import JobQueue
 from service.schemas import (
@@ -66,9 +66,13 @@ class JobRecord(JobPublic):
         return JobPublic.model_validate(self.model_dump(include=set(JobPublic.model_fields)))
 
 
+def _not_found(job_id: str) -> JobNotFound:
+    return JobNotFound(f"no job with id {shown(job_id)}")
+
+
 def _parse_job(job_id: str, raw: Any) -> JobRecord:
     if raw is None:
-        raise JobNotFound(f"no job with id {job_id!r}")
+        raise _not_found(job_id)
     return JobRecord.model_validate_json(raw)
 
 
@@ -109,7 +113,7 @@ class JobStore:
             {"kind": kind.value, "spec": spec.model_dump(mode="json")}, sort_keys=True
         )
         fingerprint = hashlib.sha256(body.encode()).hexdigest()
-        job_id = uuid.uuid4().hex
+        job_id = new_id()
         if idempotency_key is not None:
             replay = self._replay(idempotency_key, fingerprint)
             if replay is not None:
@@ -169,11 +173,15 @@ class JobStore:
 
     # --- reading ------------------------------------------------------------------------
     def get(self, job_id: str) -> JobRecord:
-        """The job, or :class:`JobNotFound`."""
+        """The job, or :class:`JobNotFound` (also for an id of the wrong shape)."""
+        if not is_id(job_id):
+            raise _not_found(job_id)
         return _parse_job(job_id, self._r.get(self._keys.job(job_id)))
 
     async def get_async(self, r: redis.asyncio.Redis, job_id: str) -> JobRecord:
         """:meth:`get` over an asyncio client of the same Redis (for the API's event loop)."""
+        if not is_id(job_id):
+            raise _not_found(job_id)
         return _parse_job(job_id, await r.get(self._keys.job(job_id)))
 
     def list(
@@ -337,12 +345,14 @@ class JobStore:
         after: Callable[[Pipeline, JobRecord], None] | None = None,
     ) -> JobRecord:
         """Reads, changes and writes one record atomically (retried if it changed meanwhile)."""
+        if not is_id(job_id):
+            raise _not_found(job_id)
         key = self._keys.job(job_id)
 
         def tx(pipe: Pipeline) -> JobRecord:
             raw = pipe.get(key)
             if raw is None:
-                raise JobNotFound(f"no job with id {job_id!r}")
+                raise _not_found(job_id)
             old = JobRecord.model_validate_json(raw)
             new = change(old)
             if new.status is not old.status:  # checked again: ``change`` must not skip it

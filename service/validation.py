@@ -14,6 +14,7 @@ from service.errors import (
     JobNotFound,
     UnknownReference,
 )
+from service.ids import shown
 from service.jobs import JobStore
 from service.layout import group_of
 from service.schemas import (
@@ -159,7 +160,7 @@ def _dataset(datasets: DatasetStore, dataset_id: str, field: str) -> DatasetPubl
     try:
         return datasets.get(dataset_id)
     except DatasetNotFound:
-        raise UnknownReference(f"{field}: no dataset with id {dataset_id!r}") from None
+        raise UnknownReference(f"{field}: no dataset with id {shown(dataset_id)}") from None
 
 
 def datasets_of(spec: JobSpec) -> set[str]:
