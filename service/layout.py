@@ -25,6 +25,7 @@ from pathlib import PurePosixPath
 from typing import Literal
 
 from service.errors import InvalidDataset, InvalidSpec
+from service.ids import shown
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
 
@@ -77,12 +78,19 @@ def group_of(class_name: str) -> str:
 
 
 def image_members(names: Iterable[str]) -> list[PurePosixPath]:
-    """The image files among zip member names, minus junk (``__MACOSX``, hidden entries)."""
+    """The image files among zip member names, minus junk (``__MACOSX``, hidden entries).
+
+    An absolute name or one with a ``..`` component is an :class:`InvalidDataset` naming it.
+    """
     keep = []
     for name in names:
+        p = PurePosixPath(name)
+        if p.is_absolute() or ".." in p.parts:
+            raise InvalidDataset(
+                f"unsafe entry name {shown(name)}: absolute paths and '..' are not allowed"
+            )
         if name.endswith("/"):
             continue
-        p = PurePosixPath(name)
         if any(part.startswith(".") or part == "__MACOSX" for part in p.parts):
             continue
         if p.suffix.lower() in IMAGE_SUFFIXES:
@@ -109,13 +117,10 @@ def leaf_classes(paths: Sequence[PurePosixPath], prefix: str) -> dict[str, list[
         if len(p.parts) < 2:
             continue  # an image at the root belongs to no class
         classes.setdefault(str(p.parent), []).append(prefix + str(p))
-    folders = set(classes)
     # A folder holding images *and* sub-folders of images is not a leaf: its images are ignored.
-    return {
-        folder: sorted(members)
-        for folder, members in classes.items()
-        if not any(other.startswith(folder + "/") for other in folders)
-    }
+    # Linear in the entries: collect every folder's ancestors once, instead of comparing pairs.
+    inner = {str(parent) for folder in classes for parent in PurePosixPath(folder).parents}
+    return {folder: sorted(members) for folder, members in classes.items() if folder not in inner}
 
 
 def is_task(paths: Sequence[PurePosixPath]) -> bool:

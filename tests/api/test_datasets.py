@@ -150,3 +150,10 @@ def test_client_raises_api_error(server: LiveServer, tmp_path: Path) -> None:
     with pytest.raises(ApiError) as err:
         server.client.dataset("missing")
     assert err.value.status == 404 and "no dataset with id 'missing'" in err.value.detail
+
+
+def test_an_absolute_entry_name_is_a_422_naming_it(server: LiveServer, zips: type[Zips]) -> None:
+    data = zips.zip({"a/1.png": zips.png(1), "/tmp/x/1.png": zips.png(2), "b/1.png": zips.png(3)})
+    status, body = _post(server, data)
+    assert status == 422 and "'/tmp/x/1.png'" in str(body["detail"]), body
+    assert _disk(server) == []  # nothing kept, not even a .part file

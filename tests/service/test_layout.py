@@ -125,3 +125,19 @@ def test_wrapped_support_only_task() -> None:
     layout = scan_layout(["mytask/support/cat/1.png", "mytask/support/dog/1.png"])
     assert layout.kind == "task" and layout.classes == ["cat", "dog"]
     assert layout.members["dog"] == ["mytask/support/dog/1.png"]
+
+
+@pytest.mark.parametrize("bad", ["/tmp/a/1.png", "a/../../etc/1.png", "../b/1.png", "/c/"])
+def test_absolute_or_parent_names_are_refused_by_name(bad: str) -> None:
+    with pytest.raises(InvalidDataset, match="unsafe entry name") as err:
+        scan_layout(["a/x/1.png", bad, "a/y/1.png"])
+    assert repr(bad) in str(err.value)
+
+
+def test_deeply_nested_leaves_among_many_folders() -> None:
+    # 3,000 leaves beside their parents: the leaf test is by ancestors, not by pairs of folders.
+    names = [f"g{i % 7}/c{i}/1.png" for i in range(3000)] + [f"g{i}/1.png" for i in range(7)]
+    names += ["g0/c0/deeper/1.png"]
+    layout = scan_layout(names)
+    assert len(layout.classes) == 3000 and "g0/c0/deeper" in layout.classes
+    assert "g0/c0" not in layout.classes and "g0" not in layout.classes
