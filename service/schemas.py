@@ -8,6 +8,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+# Bounds of what a worker can run: numpy's and torch's seeds are unsigned 32-bit values at the
+# narrowest; ten million meta-iterations is weeks of GPU time; costs beyond 1e15 are no limit.
+MAX_SEED = 2**32 - 1
+MAX_ITERATIONS = 10_000_000
+MAX_COST = 10**15
+
 
 class JobKind(str, Enum):
     """What a job does."""
@@ -58,8 +64,8 @@ class MetaTrainSpec(BaseModel):
     algorithm: Literal["fomaml", "maml", "reptile"] = "fomaml"
     preset: Literal["tiny", "default", "wide", "paper"] = "default"
     budget_seconds: float = Field(default=600, ge=1, le=604800)
-    iterations: int | None = Field(default=None, ge=1)
-    seed: int = 0
+    iterations: int | None = Field(default=None, ge=1, le=MAX_ITERATIONS)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     image_size: int = Field(default=28, ge=8, le=224)
     channels: Literal[1, 3] = 1
 
@@ -70,10 +76,13 @@ class SearchConstraints(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_macs: int | None = Field(
-        default=None, gt=0, description="multiply-accumulates of one image's forward pass"
+        default=None,
+        gt=0,
+        le=MAX_COST,
+        description="multiply-accumulates of one image's forward pass",
     )
     max_params: int | None = Field(
-        default=None, gt=0, description="parameters of the net, head included"
+        default=None, gt=0, le=MAX_COST, description="parameters of the net, head included"
     )
     max_latency_ms: float | None = Field(
         default=None,
@@ -93,7 +102,7 @@ class SearchSpec(BaseModel):
     budget_seconds: float = Field(default=60, ge=1, le=86400)
     generations: int | None = Field(default=None, ge=1, le=1000)
     population: int | None = Field(default=None, ge=2, le=256)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     constraints: SearchConstraints | None = Field(
         default=None, description="cost bounds of the returned net (impossible ones are a 422)"
     )
