@@ -39,6 +39,16 @@ def validate_spec(kind: JobKind, spec: JobSpec, jobs: JobStore, datasets: Datase
         raise InvalidSpec(f"the spec does not match the job kind {kind.value!r}")
 
 
+# Every preset holds out this share of the meta-training classes (atnas.presets'
+# ``fitness_fraction``; a test keeps the two equal) to score the population's architectures.
+FITNESS_FRACTION = 0.1
+
+
+def fitness_held_out(n_classes: int) -> int:
+    """Classes the worker holds out for fitness, as ``atnas.data.ImageSet.split`` counts them."""
+    return min(max(1, round(FITNESS_FRACTION * n_classes)), n_classes - 1)
+
+
 def validate_meta_train(spec: MetaTrainSpec, datasets: DatasetStore) -> int:
     """Checks a meta_train spec; returns the number of selected classes (before rotations).
 
@@ -72,12 +82,21 @@ def validate_meta_train(spec: MetaTrainSpec, datasets: DatasetStore) -> int:
     ]
     if not selected:
         raise InvalidSpec("the include/exclude selection leaves no class")
-    available = len(selected) * (4 if spec.rotations else 1)
+    factor = 4 if spec.rotations else 1
+    available = len(selected) * factor
+    rotated = " (rotations included)" if spec.rotations else ""
     if spec.way > available:
-        rotated = " (rotations included)" if spec.rotations else ""
         raise InvalidSpec(
             f"{spec.way}-way tasks need {spec.way} classes; the selection has "
             f"{available}{rotated}: lower spec.way or select more classes"
+        )
+    held = fitness_held_out(len(selected))
+    if held * factor < spec.way or (len(selected) - held) * factor < spec.way:
+        raise InvalidSpec(
+            f"{spec.way}-way tasks need {spec.way} classes on each side of the fitness hold-out "
+            f"({FITNESS_FRACTION:.0%} of the {len(selected)} selected classes, at least one, "
+            f"scores the architectures); the hold-out has {held * factor}{rotated}, training "
+            f"{(len(selected) - held) * factor}: lower spec.way or select more classes"
         )
     need = spec.shot + 1
     for ds, name in selected:

@@ -36,7 +36,7 @@ def _supernet(server: LiveServer, ds: DatasetPublic, result: dict[str, Any] | No
 
 
 def test_submit_and_get(server: LiveServer, omni: DatasetPublic) -> None:
-    resp = server.http.post("/v1/jobs", json=_meta(omni, way=5, shot=1, budget_seconds=30))
+    resp = server.http.post("/v1/jobs", json=_meta(omni, way=4, shot=1, budget_seconds=30))
     assert resp.status_code == 202, resp.text
     body = resp.json()
     assert body["status"] == "queued" and body["kind"] == "meta_train"
@@ -152,7 +152,8 @@ def test_not_json(server: LiveServer) -> None:
     [
         ({"way": 13}, "13-way tasks need 13 classes; the selection has 12"),
         ({"way": 4, "rotations": False}, "the selection has 3"),
-        ({"shot": 5}, "5-shot tasks need at least 6"),
+        ({"shot": 5, "way": 2}, "5-shot tasks need at least 6"),
+        ({"way": 5}, "classes on each side of the fitness hold-out"),
         ({"include": ["Klingon"]}, "unknown group(s) ['Klingon']"),
         ({"datasets": ["no-such-dataset"]}, "no dataset with id 'no-such-dataset'"),
     ],

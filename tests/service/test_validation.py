@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 
 from service.datasets import DatasetStore
@@ -9,7 +10,9 @@ from service.errors import DatasetInUse, InvalidSpec, UnknownReference
 from service.jobs import JobStore
 from service.schemas import DatasetPublic, JobKind, MetaTrainSpec, SearchSpec
 from service.validation import (
+    FITNESS_FRACTION,
     check_dataset_unused,
+    fitness_held_out,
     smallest_cost,
     validate_meta_train,
     validate_search,
@@ -39,7 +42,8 @@ def _meta(ds: DatasetPublic, **kw: object) -> MetaTrainSpec:
 
 def test_meta_train_ok(omni: DatasetPublic, datasets: DatasetStore) -> None:
     assert validate_meta_train(_meta(omni, way=2, shot=1), datasets) == 3
-    assert validate_meta_train(_meta(omni, way=12, shot=1), datasets) == 3  # 3 x 4 rotations
+    # 3 classes x 4 rotations: 1 held out for fitness (4 rotated), 2 to train on (8).
+    assert validate_meta_train(_meta(omni, way=4, shot=1), datasets) == 3
     assert validate_meta_train(_meta(omni, way=2, shot=2, include=["Latin"]), datasets) == 2
     assert validate_meta_train(_meta(omni, way=2, exclude=["Greek"]), datasets) == 2
 
@@ -50,7 +54,12 @@ def test_meta_train_ok(omni: DatasetPublic, datasets: DatasetStore) -> None:
         ({"way": 13}, r"13-way tasks need 13 classes; the selection has 12 \(rotations included\)"),
         ({"way": 4, "rotations": False}, "4-way tasks need 4 classes; the selection has 3:"),
         ({"way": 9, "include": ["Latin"]}, "the selection has 8"),
-        ({"shot": 2}, r"class 'Greek/c' of dataset '\w+' has 2 image\(s\); 2-shot tasks need at"),
+        ({"way": 5}, r"the hold-out has 4 \(rotations included\), training 8: lower"),
+        ({"way": 2, "rotations": False, "include": ["Latin"]}, "the hold-out has 1, training 1"),
+        (
+            {"shot": 2, "way": 2},
+            r"class 'Greek/c' of dataset '\w+' has 2 image\(s\); 2-shot tasks need at",
+        ),
         ({"include": ["Klingon"]}, r"spec.include: unknown group\(s\) \['Klingon'\]"),
         ({"exclude": ["Latin", "Greek"]}, "leaves no class"),
     ],
@@ -191,3 +200,19 @@ def test_dataset_in_use_by_queued_or_running_jobs_only(jobs: JobStore) -> None:
     check_dataset_unused("other", jobs)
     jobs.request_cancel(train.id)  # a queued job is cancelled at once
     check_dataset_unused("d2", jobs)
+
+
+def test_the_fitness_hold_out_matches_the_workers() -> None:
+    from atnas.data import ImageSet
+    from atnas.presets import PRESETS
+
+    assert {p.fitness_fraction for p in PRESETS.values()} == {FITNESS_FRACTION}
+    for n in (2, 3, 14, 15, 16, 44, 45, 964):
+        images = ImageSet(
+            names=[f"c{i}" for i in range(n)],
+            groups=["g"] * n,
+            images=np.zeros((n, 1, 2, 2), dtype=np.uint8),
+            class_index=[np.array([i]) for i in range(n)],
+        )
+        _, held = images.split(FITNESS_FRACTION, seed=0)
+        assert held.num_classes == fitness_held_out(n), n
