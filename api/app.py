@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from redis import Redis
 
 from api import errors
+from api.body_limit import BodyLimit
 from api.routes import datasets, health, jobs, supernets
 from api.services import Services
 from service.redis_conn import connect
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
     errors.install(app)
     for module in (datasets, jobs, supernets, health):
         app.include_router(module.router)
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     return app
 
 

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     # Every Redis key starts with this, so several deployments can share one Redis.
     key_prefix: str = Field(default="atnas", min_length=1, pattern=r"^[A-Za-z0-9_.\-:]+$")
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    # Any other request body (job specs are JSON of a few hundred bytes): over this, a 413.
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Evaluator actors per worker node; None: one per CPU core (one per GPU where there are GPUs).
     evaluators: int | None = Field(default=None, ge=1)
     # How long an Idempotency-Key keeps pointing at its job.

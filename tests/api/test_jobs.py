@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -285,3 +286,22 @@ def test_supernets(server: LiveServer, omni: DatasetPublic) -> None:
     net = _supernet(server, omni)
     nets = server.client.supernets()
     assert [(n.id, n.way, n.shot, n.summary) for n in nets] == [(net, 2, 1, {"val_accuracy": 0.8})]
+
+
+def test_an_oversized_body_is_a_413_before_parsing(server: LiveServer, omni: DatasetPublic) -> None:
+    body = _meta(omni, way=4)
+    body["spec"]["padding"] = "x" * (2 * 1024 * 1024)  # over the 1 MiB default
+    resp = server.http.post("/v1/jobs", json=body)
+    assert resp.status_code == 413 and "request body over 1048576 bytes" in resp.json()["detail"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it streams
+        yield b'{"kind": "meta_train", "spec": {"datasets": ["' + b"a" * 700_000
+        yield b"b" * 700_000 + b'"]}}'
+
+    resp = server.http.post(
+        "/v1/jobs", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert resp.status_code == 413
+    assert server.services.jobs.queue.length() == 0
+    ok = server.http.post("/v1/jobs", json=_meta(omni, way=4))
+    assert ok.status_code == 202, ok.text
