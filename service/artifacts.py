@@ -17,11 +17,10 @@ import tempfile
 from pathlib import Path
 
 from service.errors import ArtifactNotFound, InvalidArtifactName
-from service.ids import shown
+from service.ids import is_id, shown
 from service.schemas import ArtifactInfo
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
-_JOB_ID = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
 _CHUNK = 1024 * 1024
 
 
@@ -109,7 +108,7 @@ class ArtifactStore:
         shutil.rmtree(self._folder(job_id, create=False), ignore_errors=True)
 
     def _folder(self, job_id: str, create: bool) -> Path:
-        if not _JOB_ID.match(job_id):
+        if not is_id(job_id):
             raise InvalidArtifactName(f"invalid job id {shown(job_id)}")
         folder = self.root / job_id
         if create:
