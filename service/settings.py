@@ -35,8 +35,35 @@ class Settings(BaseSettings):
     evaluators: int | None = Field(default=None, ge=1)
     # How long an Idempotency-Key keeps pointing at its job.
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=1)
-    # A worker whose last heartbeat is older than this is taken for dead.
-    heartbeat_ttl_s: float = Field(default=15.0, gt=0)
+    # A worker whose last heartbeat is older than this is taken for dead (it beats every third
+    # of it); its jobs are taken over by a live worker within about this long.
+    heartbeat_ttl_s: float = Field(default=9.0, gt=0)
+    # A job whose worker died this many times (e.g. it kills its worker) is failed, not re-run.
+    max_attempts: int = Field(default=3, ge=1, le=100)
+
+    # --- authentication -----------------------------------------------------------------
+    # "tenant:key,tenant2:key2"; keys are bearer tokens. Never logged.
+    api_keys: str | None = Field(default=None, repr=False)
+    # A file of hashed keys, one "tenant:<sha256 of key>" per line (made by `atnas keys add`).
+    api_keys_file: Path | None = None
+
+    # --- upload limits (each checked while the zip is scanned, never by decoding whole images)
+    max_upload_entries: int = Field(default=250_000, ge=1)
+    # Width x height of one image.
+    max_image_pixels: int = Field(default=4096 * 4096, ge=1)
+    # Uncompressed bytes of one image file in the zip.
+    max_image_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
+    # Uncompressed bytes of all files in the zip.
+    max_uncompressed_bytes: int = Field(default=4 * 1024 * 1024 * 1024, ge=1)
+    # Folders above an image file (``wrapper/group/class/x.png`` is 3).
+    max_folder_depth: int = Field(default=12, ge=1)
+
+    # --- housekeeping (`atnas gc`, and a sweep in every dispatcher) ----------------------
+    # Finished jobs older than this lose their artifacts, work folder and record; None: kept.
+    # A supernet that a queued or running search uses is kept.
+    retention_days: float | None = Field(default=None, gt=0)
+    # The work folder (checkpoints, exports) of a finished job is removed after this long.
+    work_retention_hours: float = Field(default=24.0, ge=0)
 
     @property
     def datasets_dir(self) -> Path:
