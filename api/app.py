@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import gc
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from redis import Redis
 
 from api import errors
 from api.body_limit import BodyLimit
+from api.deps import get_tenant
 from api.routes import datasets, health, jobs, supernets
 from api.services import Services
+from service.auth import check_exposure
 from service.redis_conn import connect
 from service.settings import Settings
 
@@ -24,19 +26,22 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
     """The atnas REST API over ``settings`` (read from ``ATNAS_*`` when None).
 
     ``redis`` overrides the connection that ``settings`` would open (tests pass one); it must
-    have ``decode_responses=True``.
+    have ``decode_responses=True``. Raises ``AuthConfigError`` for malformed API keys, or
+    when no key is set and ``settings.host`` is not a loopback address.
     """
     settings = settings or Settings()
-    r = redis if redis is not None else connect(settings)
+    services = Services.build(settings, redis if redis is not None else connect(settings))
+    check_exposure(services.keys, settings.host)
     app = FastAPI(
         title="atnas",
         summary="Across-task neural architecture search as a service",
         version="0.1.0",
     )
-    app.state.services = Services.build(settings, r)
+    app.state.services = services
     errors.install(app)
-    for module in (datasets, jobs, supernets, health):
-        app.include_router(module.router)
+    for module in (datasets, jobs, supernets):  # every /v1 route needs a key (when keys exist)
+        app.include_router(module.router, dependencies=[Depends(get_tenant)])
+    app.include_router(health.router)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     return app
 

@@ -52,10 +52,16 @@ class WaitTimeout(TimeoutError):
 
 
 class AtnasClient:
-    """Calls the REST API of an atnas service at ``base_url``."""
+    """Calls the REST API of an atnas service at ``base_url``.
 
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
+    ``api_key`` (default: the ``ATNAS_API_KEY`` environment variable) is sent as a bearer
+    token; a service without keys ignores it.
+    """
+
+    def __init__(self, base_url: str, timeout: float = 30.0, api_key: str | None = None) -> None:
+        key = api_key if api_key is not None else os.environ.get("ATNAS_API_KEY")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, headers=headers)
 
     def close(self) -> None:
         """Closes the connection pool."""

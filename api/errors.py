@@ -14,6 +14,7 @@ from service.errors import (
     InvalidInput,
     NotFound,
     ServiceError,
+    Unauthorized,
     Unavailable,
     UploadTooLarge,
 )
@@ -22,6 +23,7 @@ from service.schemas import JobKind
 log = logging.getLogger(__name__)
 
 _STATUS: list[tuple[type[ServiceError], int]] = [
+    (Unauthorized, 401),
     (NotFound, 404),
     (Conflict, 409),
     (UploadTooLarge, 413),
@@ -40,7 +42,13 @@ def status_of(exc: ServiceError) -> int:
 
 async def _service_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return JSONResponse({"detail": exc.reason}, status_code=status_of(exc))
+    headers = None
+    if isinstance(exc, Unauthorized):  # RFC 6750: say which scheme, and why it failed
+        challenge = 'Bearer realm="atnas"'
+        if exc.invalid:
+            challenge += ', error="invalid_token"'
+        headers = {"WWW-Authenticate": challenge}
+    return JSONResponse({"detail": exc.reason}, status_code=status_of(exc), headers=headers)
 
 
 # A tagged union puts the tag into the location (body.meta_train.spec.way); users wrote

@@ -10,6 +10,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
 from service.artifacts import ArtifactStore
+from service.auth import KeyRing
 from service.datasets import DatasetStore
 from service.jobs import JobStore
 from service.keys import Keys
@@ -26,6 +27,7 @@ class Services:
     jobs: JobStore
     datasets: DatasetStore
     artifacts: ArtifactStore
+    keys: KeyRing = field(default_factory=KeyRing)
     _async: WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncRedis] = field(
         default_factory=WeakKeyDictionary, repr=False, compare=False
     )
@@ -51,4 +53,5 @@ class Services:
             jobs=JobStore(r, keys, idempotency_ttl_s=settings.idempotency_ttl_s),
             datasets=DatasetStore(r, keys, settings.datasets_dir),
             artifacts=ArtifactStore(settings.artifacts_dir),
+            keys=KeyRing.from_settings(settings),
         )

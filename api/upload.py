@@ -9,6 +9,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from service.auth import OPEN_TENANT
 from service.datasets import DatasetStore, UploadSink
 from service.errors import InvalidInput, UploadTooLarge
 from service.schemas import DatasetPublic
@@ -77,7 +78,9 @@ class _FilePart:
         self._active = False
 
 
-async def receive_dataset(request: Request, store: DatasetStore, max_bytes: int) -> DatasetPublic:
+async def receive_dataset(
+    request: Request, store: DatasetStore, max_bytes: int, tenant: str = OPEN_TENANT
+) -> DatasetPublic:
     """Streams the ``file`` field of a multipart request into a new dataset.
 
     The body is parsed as it arrives and written to a temporary file in the datasets folder;
@@ -119,4 +122,5 @@ async def receive_dataset(request: Request, store: DatasetStore, max_bytes: int)
             raise InvalidInput(f"malformed multipart body ({exc})") from None
         if not part.seen:
             raise InvalidInput(f"the multipart field {FIELD!r} (the zip) is missing")
-        return await run_in_threadpool(store.commit_upload, sink, part.filename or "upload.zip")
+        filename = part.filename or "upload.zip"
+        return await run_in_threadpool(store.commit_upload, sink, filename, tenant)

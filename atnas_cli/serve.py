@@ -88,6 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from service.redis_conn import connect
 
     settings = _settings(args)
+    ring = _check_keys(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     r = connect(settings)
     r.ping()
@@ -101,6 +102,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.data_dir.resolve(),
         settings.redis_url or "embedded",
     )
+    if ring.open:
+        log.warning(
+            "no API keys: the API is open to anyone who can reach %s (loopback only); "
+            "`atnas keys add TENANT` makes a key",
+            settings.host,
+        )
+    else:
+        log.info("API keys loaded for %d tenant(s)", len(ring.tenants))
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     finally:
@@ -108,6 +117,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
             dispatcher.stop(timeout=2.0)
             dispatcher.ctx.shutdown()
     return 0
+
+
+def _check_keys(settings: Any) -> Any:
+    """The key ring; a one-line error for malformed keys or an open service bound outside
+    loopback (checked before anything starts)."""
+    from atnas_cli.output import CliError
+    from service.auth import KeyRing, check_exposure
+    from service.errors import ServiceError
+
+    try:
+        ring = KeyRing.from_settings(settings)
+        check_exposure(ring, settings.host)
+    except ServiceError as exc:
+        raise CliError(exc.reason) from None
+    return ring
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 import redis
 from PIL import Image
 
+from service.auth import OPEN_TENANT
 from service.errors import DatasetNotFound, InvalidDataset, UploadTooLarge
 from service.ids import is_id, new_id, shown
 from service.keys import Keys
@@ -93,6 +94,19 @@ class UploadSink:
         self.discard()  # after a commit the file has moved away and this only closes
 
 
+class DatasetRecord(DatasetPublic):
+    """A dataset as stored: the public view plus its owner."""
+
+    # Records from before tenancy belong to the open tenant (``service.auth``).
+    tenant: str = OPEN_TENANT
+
+    def public(self) -> DatasetPublic:
+        """The view the API returns."""
+        return DatasetPublic.model_validate(
+            self.model_dump(include=set(DatasetPublic.model_fields))
+        )
+
+
 class DatasetStore:
     """Datasets on disk under ``root`` and their records in Redis.
 
@@ -119,8 +133,10 @@ class DatasetStore:
                 sink.write(chunk)
             return self.commit_upload(sink, filename)
 
-    def commit_upload(self, sink: UploadSink, filename: str) -> DatasetPublic:
-        """Checks the uploaded zip and stores it as a dataset.
+    def commit_upload(
+        self, sink: UploadSink, filename: str, tenant: str = OPEN_TENANT
+    ) -> DatasetPublic:
+        """Checks the uploaded zip and stores it as a dataset of ``tenant``.
 
         Raises :class:`InvalidDataset` with a reason when the file is not a zip, has no class
         folder with images, or holds an image that does not decode (naming it).
@@ -132,8 +148,9 @@ class DatasetStore:
         folder.mkdir(parents=True)
         os.replace(sink.path, folder / "data.zip")
         _fsync_dir(folder)
-        record = DatasetPublic(
+        record = DatasetRecord(
             id=dataset_id,
+            tenant=tenant,
             filename=_clean_filename(filename),
             size=sink.size,
             sha256=sha256,
@@ -147,28 +164,35 @@ class DatasetStore:
         try:
             with self._r.pipeline(transaction=True) as pipe:
                 pipe.set(self._keys.dataset(dataset_id), record.model_dump_json())
-                pipe.zadd(self._keys.dataset_index(), {dataset_id: record.created_at.timestamp()})
+                score = record.created_at.timestamp()
+                for index in (self._keys.dataset_index(), self._keys.dataset_index(tenant)):
+                    pipe.zadd(index, {dataset_id: score})
                 pipe.execute()
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        return record
+        return record.public()
 
     # --- reading and removal ------------------------------------------------------------
-    def get(self, dataset_id: str) -> DatasetPublic:
-        """The dataset's record, or :class:`DatasetNotFound`."""
-        raw = self._r.get(self._keys.dataset(dataset_id)) if is_id(dataset_id) else None
-        if raw is None:
-            raise DatasetNotFound(f"no dataset with id {shown(dataset_id)}")
-        return DatasetPublic.model_validate_json(raw)
+    def get(self, dataset_id: str, tenant: str | None = None) -> DatasetPublic:
+        """The dataset's public record, or :class:`DatasetNotFound` (also for another
+        tenant's dataset when ``tenant`` is given)."""
+        return self._record(dataset_id, tenant).public()
 
-    def list(self, limit: int = 1000) -> builtins.list[DatasetPublic]:
-        """Datasets, newest first."""
-        ids: Any = self._r.zrevrange(self._keys.dataset_index(), 0, limit - 1)
+    def _record(self, dataset_id: str, tenant: str | None = None) -> DatasetRecord:
+        raw = self._r.get(self._keys.dataset(dataset_id)) if is_id(dataset_id) else None
+        record = None if raw is None else DatasetRecord.model_validate_json(raw)
+        if record is None or (tenant is not None and record.tenant != tenant):
+            raise DatasetNotFound(f"no dataset with id {shown(dataset_id)}")
+        return record
+
+    def list(self, limit: int = 1000, tenant: str | None = None) -> builtins.list[DatasetPublic]:
+        """Datasets (of ``tenant`` when given, else of every tenant), newest first."""
+        ids: Any = self._r.zrevrange(self._keys.dataset_index(tenant), 0, limit - 1)
         if not ids:
             return []
         raws: Any = self._r.mget([self._keys.dataset(i) for i in ids])
-        return [DatasetPublic.model_validate_json(raw) for raw in raws if raw is not None]
+        return [DatasetRecord.model_validate_json(raw).public() for raw in raws if raw is not None]
 
     def path(self, dataset_id: str) -> Path:
         """The dataset's zip on disk (:class:`DatasetNotFound` for an unknown id)."""
@@ -177,10 +201,11 @@ class DatasetStore:
 
     def delete(self, dataset_id: str) -> None:
         """Removes the record, then the files (:class:`DatasetNotFound` for an unknown id)."""
-        self.get(dataset_id)
+        record = self._record(dataset_id)
         with self._r.pipeline(transaction=True) as pipe:
             pipe.delete(self._keys.dataset(dataset_id))
             pipe.zrem(self._keys.dataset_index(), dataset_id)
+            pipe.zrem(self._keys.dataset_index(record.tenant), dataset_id)
             pipe.execute()
         shutil.rmtree(self.root / dataset_id, ignore_errors=True)
 

@@ -11,6 +11,14 @@ class ServiceError(Exception):
         self.reason = reason
 
 
+class Unauthorized(ServiceError):
+    """No API key, or one the service does not know (HTTP 401 with ``WWW-Authenticate``)."""
+
+    def __init__(self, reason: str, invalid: bool = False) -> None:
+        super().__init__(reason)
+        self.invalid = invalid  # a key was presented but is wrong (vs none at all)
+
+
 class NotFound(ServiceError):
     """Something addressed by id does not exist (HTTP 404)."""
 

@@ -19,6 +19,7 @@ import redis
 import redis.asyncio
 from redis.client import Pipeline
 
+from service.auth import OPEN_TENANT
 from service.errors import (
     Conflict,
     IdempotencyMismatch,
@@ -60,6 +61,8 @@ class JobRecord(JobPublic):
     seq: int
     worker: str | None = None
     attempts: int = 0
+    # Who owns the job (``service.auth``); records from before tenancy belong to the open one.
+    tenant: str = OPEN_TENANT
 
     def public(self) -> JobPublic:
         """The view the API returns."""
@@ -70,10 +73,13 @@ def _not_found(job_id: str) -> JobNotFound:
     return JobNotFound(f"no job with id {shown(job_id)}")
 
 
-def _parse_job(job_id: str, raw: Any) -> JobRecord:
+def _parse_job(job_id: str, raw: Any, tenant: str | None = None) -> JobRecord:
     if raw is None:
         raise _not_found(job_id)
-    return JobRecord.model_validate_json(raw)
+    job = JobRecord.model_validate_json(raw)
+    if tenant is not None and job.tenant != tenant:
+        raise _not_found(job_id)  # another tenant's job does not exist for this one
+    return job
 
 
 class JobStore:
@@ -99,8 +105,9 @@ class JobStore:
         spec: JobSpec,
         idempotency_key: str | None = None,
         check: Callable[[], None] | None = None,
+        tenant: str = OPEN_TENANT,
     ) -> tuple[JobRecord, bool]:
-        """Stores a queued job and enqueues it; returns ``(job, created)``.
+        """Stores a queued job of ``tenant`` and enqueues it; returns ``(job, created)``.
 
         With an ``idempotency_key`` seen before (within the TTL) and the same body, the first
         job comes back with ``created=False``; with a different body, :class:`IdempotencyMismatch`.
@@ -115,18 +122,24 @@ class JobStore:
         fingerprint = hashlib.sha256(body.encode()).hexdigest()
         job_id = new_id()
         if idempotency_key is not None:
-            replay = self._replay(idempotency_key, fingerprint)
+            replay = self._replay(idempotency_key, fingerprint, tenant)
             if replay is not None:
                 return replay, False
         if check is not None:
             check()
         if idempotency_key is not None:
-            existing = self._claim_idempotency_key(idempotency_key, job_id, fingerprint)
+            existing = self._claim_idempotency_key(idempotency_key, job_id, fingerprint, tenant)
             if existing is not None:
                 return existing, False
         seq = int(self._r.incr(self._keys.job_seq()))
         record = JobRecord(
-            id=job_id, kind=kind, status=JobStatus.queued, spec=spec, created_at=_now(), seq=seq
+            id=job_id,
+            kind=kind,
+            status=JobStatus.queued,
+            spec=spec,
+            created_at=_now(),
+            seq=seq,
+            tenant=tenant,
         )
         self.queue.ensure_group()
         with self._r.pipeline(transaction=True) as pipe:
@@ -137,21 +150,23 @@ class JobStore:
             pipe.execute()
         return record, True
 
-    def _replay(self, key: str, fingerprint: str) -> JobRecord | None:
+    def _replay(self, key: str, fingerprint: str, tenant: str) -> JobRecord | None:
         """The job an earlier request made with this key, or None when the key is new."""
         if not 1 <= len(key) <= 255:
             raise InvalidInput("Idempotency-Key must be 1 to 255 characters")
-        value = self._r.get(self._keys.idempotency(key))
+        value = self._r.get(self._keys.idempotency(key, tenant))
         return None if value is None else self._first_job(str(value), fingerprint)
 
-    def _claim_idempotency_key(self, key: str, job_id: str, fingerprint: str) -> JobRecord | None:
+    def _claim_idempotency_key(
+        self, key: str, job_id: str, fingerprint: str, tenant: str
+    ) -> JobRecord | None:
         """SET NX the key to ``job_id``; returns the earlier job when the key was already used."""
-        name = self._keys.idempotency(key)
+        name = self._keys.idempotency(key, tenant)
         if self._r.set(name, f"{job_id} {fingerprint}", nx=True, ex=self._idem_ttl):
             return None
         value = self._r.get(name)
         if value is None:  # expired between SET and GET: a fresh key after all
-            return self._claim_idempotency_key(key, job_id, fingerprint)
+            return self._claim_idempotency_key(key, job_id, fingerprint, tenant)
         return self._first_job(str(value), fingerprint)
 
     def _first_job(self, value: str, fingerprint: str) -> JobRecord:
@@ -172,17 +187,20 @@ class JobStore:
                 time.sleep(0.02)
 
     # --- reading ------------------------------------------------------------------------
-    def get(self, job_id: str) -> JobRecord:
-        """The job, or :class:`JobNotFound` (also for an id of the wrong shape)."""
+    def get(self, job_id: str, tenant: str | None = None) -> JobRecord:
+        """The job, or :class:`JobNotFound` (also for an id of the wrong shape, and for
+        another tenant's job when ``tenant`` is given)."""
         if not is_id(job_id):
             raise _not_found(job_id)
-        return _parse_job(job_id, self._r.get(self._keys.job(job_id)))
+        return _parse_job(job_id, self._r.get(self._keys.job(job_id)), tenant)
 
-    async def get_async(self, r: redis.asyncio.Redis, job_id: str) -> JobRecord:
+    async def get_async(
+        self, r: redis.asyncio.Redis, job_id: str, tenant: str | None = None
+    ) -> JobRecord:
         """:meth:`get` over an asyncio client of the same Redis (for the API's event loop)."""
         if not is_id(job_id):
             raise _not_found(job_id)
-        return _parse_job(job_id, await r.get(self._keys.job(job_id)))
+        return _parse_job(job_id, await r.get(self._keys.job(job_id)), tenant)
 
     def list(
         self,
@@ -190,8 +208,10 @@ class JobStore:
         kind: JobKind | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        tenant: str | None = None,
     ) -> tuple[builtins.list[JobRecord], str | None]:
-        """Jobs newest first, optionally filtered; returns ``(page, next_cursor)``.
+        """Jobs newest first, optionally filtered (by ``tenant`` too: None lists every
+        tenant's); returns ``(page, next_cursor)``.
 
         ``cursor`` is the ``next_cursor`` of the previous page (None for the first page);
         pages stay stable while new jobs arrive.
@@ -204,7 +224,7 @@ class JobStore:
                 raise InvalidInput(f"invalid cursor {cursor!r}")
             top = f"({int(cursor)}"
         rows: Any = self._r.zrevrangebyscore(
-            self._keys.job_index(status and status.value, kind and kind.value),
+            self._keys.job_index(status and status.value, kind and kind.value, tenant),
             top,
             "-inf",
             start=0,
@@ -223,9 +243,12 @@ class JobStore:
         raws: Any = self._r.mget([self._keys.job(j) for j in job_ids])
         return [JobRecord.model_validate_json(raw) for raw in raws if raw is not None]
 
-    def supernets(self, limit: int = 1000) -> builtins.list[SupernetPublic]:
-        """Succeeded meta_train jobs, newest first, as supernets that search jobs can use."""
-        records, _ = self.list(JobStatus.succeeded, JobKind.meta_train, limit=limit)
+    def supernets(
+        self, limit: int = 1000, tenant: str | None = None
+    ) -> builtins.list[SupernetPublic]:
+        """Succeeded meta_train jobs (of ``tenant`` when given), newest first, as supernets
+        that search jobs can use."""
+        records, _ = self.list(JobStatus.succeeded, JobKind.meta_train, limit=limit, tenant=tenant)
         out = []
         for rec in records:
             assert isinstance(rec.spec, MetaTrainSpec)
@@ -376,10 +399,9 @@ class JobStore:
     def _indexes(self, job: JobRecord) -> builtins.list[str]:
         s, k = job.status.value, job.kind.value
         return [
-            self._keys.job_index(),
-            self._keys.job_index(status=s),
-            self._keys.job_index(kind=k),
-            self._keys.job_index(status=s, kind=k),
+            self._keys.job_index(status, kind, tenant)
+            for tenant in (None, job.tenant)
+            for status, kind in ((None, None), (s, None), (None, k), (s, k))
         ]
 
     # --- worker heartbeats --------------------------------------------------------------

@@ -32,13 +32,20 @@ class Keys:
         """Counter: creation order of jobs (the score of the job indexes)."""
         return self._k("jobs", "seq")
 
-    def job_index(self, status: str | None = None, kind: str | None = None) -> str:
-        """Sorted set of job ids scored by creation order, optionally per status and/or kind."""
+    def job_index(
+        self, status: str | None = None, kind: str | None = None, tenant: str | None = None
+    ) -> str:
+        """Sorted set of job ids scored by creation order, optionally per status and/or kind;
+        with ``tenant``, only that tenant's jobs (without, every tenant's)."""
+        if tenant is not None:
+            return self._k("jobs", "idx", "t", tenant, status or "*", kind or "*")
         return self._k("jobs", "idx", status or "*", kind or "*")
 
-    def idempotency(self, key: str) -> str:
-        """String ``<job_id> <body sha256>``; the client's key is hashed to bound its length."""
-        return self._k("idem", hashlib.sha256(key.encode()).hexdigest())
+    def idempotency(self, key: str, tenant: str | None = None) -> str:
+        """String ``<job_id> <body sha256>``; the client's key is hashed to bound its length
+        (and scoped to the tenant, so that two tenants' keys never meet)."""
+        scoped = key if tenant is None else f"{tenant}\0{key}"
+        return self._k("idem", hashlib.sha256(scoped.encode()).hexdigest())
 
     # --- queue --------------------------------------------------------------------------
     def queue_stream(self) -> str:
@@ -59,8 +66,10 @@ class Keys:
         """String: the dataset record as JSON."""
         return self._k("dataset", dataset_id)
 
-    def dataset_index(self) -> str:
-        """Sorted set of dataset ids scored by creation time."""
+    def dataset_index(self, tenant: str | None = None) -> str:
+        """Sorted set of dataset ids scored by creation time (with ``tenant``, only its own)."""
+        if tenant is not None:
+            return self._k("datasets", "t", tenant)
         return self._k("datasets")
 
     def all_patterns(self) -> list[str]:

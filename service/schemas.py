@@ -218,4 +218,4 @@ class WorkerHealth(BaseModel):
 
     status: Literal["ready"]
     redis: bool
-    workers: list[str]
+    workers: int = Field(description="workers whose heartbeat is fresh")

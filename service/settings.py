@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     # --- authentication -----------------------------------------------------------------
     # "tenant:key,tenant2:key2"; keys are bearer tokens. Never logged.
     api_keys: str | None = Field(default=None, repr=False)
-    # A file of hashed keys, one "tenant:<sha256 of key>" per line (made by `atnas keys add`).
+    # A file of hashed keys, one "tenant:<sha256 of key>" per line (made by `atnas keys add`);
+    # None: <data_dir>/api_keys if it exists.
     api_keys_file: Path | None = None
 
     # --- upload limits (each checked while the zip is scanned, never by decoding whole images)
@@ -74,6 +75,12 @@ class Settings(BaseSettings):
     def artifacts_dir(self) -> Path:
         """Folder of job artifacts: ``<data_dir>/artifacts/<job_id>/<name>``."""
         return self.data_dir / "artifacts"
+
+    @property
+    def keys_file(self) -> Path:
+        """The hashed API keys file: ``api_keys_file``, else ``<data_dir>/api_keys`` (read only
+        when it exists; ``atnas keys add`` writes there by default)."""
+        return self.api_keys_file or self.data_dir / "api_keys"
 
     @property
     def redis_db_file(self) -> Path:

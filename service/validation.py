@@ -29,12 +29,19 @@ from service.schemas import (
 )
 
 
-def validate_spec(kind: JobKind, spec: JobSpec, jobs: JobStore, datasets: DatasetStore) -> None:
-    """Raises an :class:`InvalidSpec` when ``spec`` cannot run on the data it names."""
+def validate_spec(
+    kind: JobKind,
+    spec: JobSpec,
+    jobs: JobStore,
+    datasets: DatasetStore,
+    tenant: str | None = None,
+) -> None:
+    """Raises an :class:`InvalidSpec` when ``spec`` cannot run on the data it names; with a
+    ``tenant``, another tenant's datasets and supernets are unknown references."""
     if kind is JobKind.meta_train and isinstance(spec, MetaTrainSpec):
-        validate_meta_train(spec, datasets)
+        validate_meta_train(spec, datasets, tenant)
     elif kind is JobKind.search and isinstance(spec, SearchSpec):
-        validate_search(spec, jobs, datasets)
+        validate_search(spec, jobs, datasets, tenant)
     else:
         raise InvalidSpec(f"the spec does not match the job kind {kind.value!r}")
 
@@ -49,7 +56,9 @@ def fitness_held_out(n_classes: int) -> int:
     return min(max(1, round(FITNESS_FRACTION * n_classes)), n_classes - 1)
 
 
-def validate_meta_train(spec: MetaTrainSpec, datasets: DatasetStore) -> int:
+def validate_meta_train(
+    spec: MetaTrainSpec, datasets: DatasetStore, tenant: str | None = None
+) -> int:
     """Checks a meta_train spec; returns the number of selected classes (before rotations).
 
     Every dataset must exist and be a class-folder dataset; include/exclude must name known
@@ -58,7 +67,7 @@ def validate_meta_train(spec: MetaTrainSpec, datasets: DatasetStore) -> int:
     """
     if len(set(spec.datasets)) != len(spec.datasets):
         raise InvalidSpec("spec.datasets lists a dataset more than once")
-    records = [_dataset(datasets, ds_id, "spec.datasets") for ds_id in spec.datasets]
+    records = [_dataset(datasets, ds_id, "spec.datasets", tenant) for ds_id in spec.datasets]
     for ds in records:
         if ds.kind != "classes":
             raise InvalidSpec(
@@ -109,14 +118,16 @@ def validate_meta_train(spec: MetaTrainSpec, datasets: DatasetStore) -> int:
     return len(selected)
 
 
-def validate_search(spec: SearchSpec, jobs: JobStore, datasets: DatasetStore) -> None:
+def validate_search(
+    spec: SearchSpec, jobs: JobStore, datasets: DatasetStore, tenant: str | None = None
+) -> None:
     """Checks a search spec: a succeeded meta_train supernet, a task dataset of 2+ classes and
     MAC and parameter bounds that some net of the supernet's space meets."""
     try:
-        supernet = jobs.get(spec.supernet)
+        supernet = jobs.get(spec.supernet, tenant)
     except JobNotFound:
         raise UnknownReference(
-            f"spec.supernet: no supernet with id {spec.supernet!r} (see GET /v1/supernets)"
+            f"spec.supernet: no supernet with id {shown(spec.supernet)} (see GET /v1/supernets)"
         ) from None
     if supernet.kind is not JobKind.meta_train:
         raise InvalidSpec(
@@ -128,7 +139,7 @@ def validate_search(spec: SearchSpec, jobs: JobStore, datasets: DatasetStore) ->
             f"spec.supernet: meta_train job {spec.supernet!r} is {supernet.status.value}; only a "
             "succeeded one can be searched"
         )
-    ds = _dataset(datasets, spec.dataset, "spec.dataset")
+    ds = _dataset(datasets, spec.dataset, "spec.dataset", tenant)
     if ds.kind != "task":
         raise InvalidSpec(
             f"spec.dataset: dataset {ds.id!r} is not a task dataset; a search needs a zip with "
@@ -175,9 +186,11 @@ def check_constraints(constraints: SearchConstraints, supernet: JobPublic, n_way
         )
 
 
-def _dataset(datasets: DatasetStore, dataset_id: str, field: str) -> DatasetPublic:
+def _dataset(
+    datasets: DatasetStore, dataset_id: str, field: str, tenant: str | None
+) -> DatasetPublic:
     try:
-        return datasets.get(dataset_id)
+        return datasets.get(dataset_id, tenant)
     except DatasetNotFound:
         raise UnknownReference(f"{field}: no dataset with id {shown(dataset_id)}") from None
 

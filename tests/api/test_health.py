@@ -17,7 +17,7 @@ def test_readyz_needs_a_live_worker(server: LiveServer) -> None:
         server.client.ready()
     assert err.value.status == 503
     server.services.jobs.heartbeat("ray-worker-1", ttl_s=30)
-    assert server.client.ready() == {"status": "ready", "redis": True, "workers": ["ray-worker-1"]}
+    assert server.client.ready() == {"status": "ready", "redis": True, "workers": 1}
 
 
 def test_openapi_documents_the_upload(server: LiveServer) -> None:
