@@ -130,13 +130,15 @@ def zips() -> type[Zips]:
 
 @pytest.fixture(scope="session")
 def ray_address() -> Iterator[str]:
-    """One local Ray cluster for the whole test session (2 CPUs, no dashboard).
+    """One local Ray cluster for the whole test session (2 CPUs, no dashboard, loopback only).
 
     Ray picks its own ports; it never takes Redis's 6379. Services started by the tests join
     this cluster through ``ATNAS_RAY_ADDRESS``.
     """
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from workers.runtime import init_ray
+
+    init_ray(None, num_cpus=2)  # as `atnas serve` starts it: loopback only
     yield str(ray.get_runtime_context().gcs_address)
     ray.shutdown()

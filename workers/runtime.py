@@ -7,17 +7,25 @@ import os
 from typing import Any
 
 import ray
+from ray._private import ray_constants
 
+# Ray's switch for its single-machine mode (node address = loopback).
+_LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 log = logging.getLogger(__name__)
 
 
 def init_ray(address: str | None, num_cpus: int | None = None) -> None:
-    """Joins the Ray cluster at ``address``, or starts a local one (never on Redis's port)."""
+    """Joins the Ray cluster at ``address``, or starts a local one (never on Redis's port).
+
+    A local cluster is closed to the network: every Ray process (GCS, raylet, workers, the
+    dashboard agent with its job-submission API) listens on loopback only (:func:`local_only`).
+    """
     if ray.is_initialized():
         return
     if address:
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
     else:
+        local_only()
         ray.init(
             num_cpus=num_cpus or os.cpu_count() or 1,
             include_dashboard=False,
@@ -25,6 +33,20 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
             log_to_driver=False,
         )
     log.info("ray ready: %s", resources())
+
+
+def local_only() -> None:
+    """Makes a Ray cluster started by this process bind every port to 127.0.0.1.
+
+    Ray serves its gRPC and HTTP ports on the node's address, which it takes from the network
+    even for a one-machine cluster, and has no authentication: anyone who can reach a port can
+    run code. Ray's own single-machine mode (the one it uses on macOS and Windows) takes
+    loopback as the node address; ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` selects it here. The
+    variable is read when ``ray`` is imported, so the already-imported constant is set too;
+    Ray's processes inherit the variable.
+    """
+    os.environ[_LOCAL_ONLY_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 def resources() -> dict[str, Any]:

@@ -1,0 +1,36 @@
+"""The local Ray cluster is closed to the network: every port it listens on is loopback."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import psutil
+
+
+def _is_loopback(ip: str) -> bool:
+    addr = ipaddress.ip_address(ip.split("%")[0])
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return addr.is_loopback
+
+
+def test_no_ray_port_listens_beyond_loopback(ray_address: str) -> None:
+    import ray
+
+    @ray.remote
+    def ping() -> int:
+        return 1
+
+    assert ray.get(ping.remote()) == 1  # a worker process is up, with its own gRPC port
+    assert ray_address.startswith("127.0.0.1:")
+    me = psutil.Process()
+    ray_pids = {p.pid for p in me.children(recursive=True)} | {me.pid}
+    listening = [
+        (c.laddr.ip, c.laddr.port, psutil.Process(c.pid).name())
+        for c in psutil.net_connections("inet")
+        if c.status == psutil.CONN_LISTEN and c.pid in ray_pids
+    ]
+    names = {name for _, _, name in listening}
+    assert {"gcs_server", "raylet"} <= names, listening  # the check sees Ray's processes
+    exposed = [entry for entry in listening if not _is_loopback(entry[0])]
+    assert exposed == []
