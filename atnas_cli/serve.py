@@ -80,6 +80,15 @@ def _start_dispatcher(settings: Any, r: Any, args: argparse.Namespace) -> Any:
     return dispatcher
 
 
+def _guard(r: Any) -> None:
+    """Starts the watchdog that stops this process's Ray processes and its embedded Redis
+    server if it dies without cleaning up (:mod:`atnas_cli.watchdog`)."""
+    from atnas_cli.watchdog import guard
+
+    owned_redis = [int(r.pid)] if getattr(r, "cleanupregistry", False) and r.pid else []
+    guard(owned_redis)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serves the API (and runs a dispatcher) until interrupted."""
     import uvicorn
@@ -92,6 +101,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     r = connect(settings)
     r.ping()
+    _guard(r)
     dispatcher = None if args.no_worker else _start_dispatcher(settings, r, args)
     app = create_app(settings, r)
     freeze_startup_heap()
@@ -143,6 +153,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
     r = connect(settings)
     r.ping()
+    _guard(r)
     dispatcher = _start_dispatcher(settings, r, args)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
