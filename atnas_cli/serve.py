@@ -104,6 +104,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _guard(r)
     dispatcher = None if args.no_worker else _start_dispatcher(settings, r, args)
     app = create_app(settings, r)
+    from atnas_cli.gc import start_sweeper
+
+    sweeper = start_sweeper(settings, r)
     freeze_startup_heap()
     log.info(
         "atnas serving on http://%s:%d (data in %s, redis %s)",
@@ -123,6 +126,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     finally:
+        sweeper.set()
         if dispatcher is not None:
             dispatcher.stop(timeout=2.0)
             dispatcher.ctx.shutdown()

@@ -243,6 +243,28 @@ class JobStore:
         raws: Any = self._r.mget([self._keys.job(j) for j in job_ids])
         return [JobRecord.model_validate_json(raw) for raw in raws if raw is not None]
 
+    def delete(self, job_id: str) -> JobRecord:
+        """Removes a finished job's record and index entries (``service.retention``); a queued
+        or running job is a :class:`Conflict`. Artifacts and folders are the caller's."""
+
+        def tx(pipe: Pipeline) -> JobRecord:
+            job = _parse_job(job_id, pipe.get(self._keys.job(job_id)))
+            if job.status in (JobStatus.queued, JobStatus.running):
+                raise Conflict(f"job {job_id} is {job.status.value}; cancel it first")
+            pipe.multi()
+            pipe.delete(self._keys.job(job_id), self._keys.job_cancel(job_id))
+            for index in self._indexes(job):
+                pipe.zrem(index, job_id)
+            return job
+
+        if not is_id(job_id):
+            raise _not_found(job_id)
+        tx_any = cast(Callable[[Pipeline], None], tx)
+        return cast(
+            JobRecord,
+            self._r.transaction(tx_any, self._keys.job(job_id), value_from_callable=True),
+        )
+
     def supernets(
         self, limit: int = 1000, tenant: str | None = None
     ) -> builtins.list[SupernetPublic]:
