@@ -4,6 +4,11 @@ It runs in a Ray driver process (``atnas serve``, or ``atnas worker`` beside a c
 thread claims jobs (and takes over those of crashed dispatchers), one thread per running job,
 and one thread writes heartbeats that the API's ``/readyz`` reads. Search jobs fan their
 candidate evaluations out to the evaluator actors; meta_train jobs run as Ray Tune trials.
+
+Timing of a take-over (``ATNAS_HEARTBEAT_TTL_S``, 9 s by default): a live dispatcher beats and
+touches the claims of its running jobs every third of the TTL, so a claim idle for a whole
+TTL belongs to a worker whose heartbeat has expired too. Every dispatcher looks for such
+claims every ``RECLAIM_EVERY_S``: a dead worker's job starts again within about TTL + 2 s.
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ import logging
 import socket
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -29,9 +33,10 @@ from service.keys import Keys
 from service.schemas import JobKind
 from service.settings import Settings
 from workers.context import WorkerContext
+from workers.reasons import reason
 
 log = logging.getLogger(__name__)
-RECLAIM_EVERY_S = 10.0
+RECLAIM_EVERY_S = 2.0
 Runner = Callable[[WorkerContext, JobRecord], dict[str, Any]]
 
 
@@ -52,7 +57,7 @@ class Dispatcher:
         r: redis.Redis,
         max_jobs: int = 2,
         worker_id: str | None = None,
-        stale_after_s: float = 60.0,
+        stale_after_s: float | None = None,
         runners: dict[JobKind, Runner] | None = None,
     ) -> None:
         keys = Keys(settings.key_prefix)
@@ -66,12 +71,14 @@ class Dispatcher:
         self.settings = settings
         self.max_jobs = max_jobs
         self.worker_id = worker_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-        self.stale_after_ms = int(stale_after_s * 1000)
+        # A claim idle this long was not touched for a whole heartbeat TTL: its worker is dead.
+        stale = settings.heartbeat_ttl_s if stale_after_s is None else stale_after_s
+        self.stale_after_ms = int(stale * 1000)
         self.runners = runners or default_runners()
         self._stop = threading.Event()
         self._slots = threading.Semaphore(max_jobs)
         self._running: dict[str, Assignment] = {}
-        self.consumer = JobConsumer(self.jobs, self.worker_id)
+        self.consumer = JobConsumer(self.jobs, self.worker_id, settings.max_attempts)
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
@@ -152,7 +159,11 @@ class Dispatcher:
             self._slots.release()
 
     def run_job(self, job: JobRecord) -> None:
-        """Runs one started job to a final status (succeeded, failed or cancelled)."""
+        """Runs one started job to a final status (succeeded, failed or cancelled).
+
+        A failed job's ``error`` is one line (:func:`workers.reasons.reason`); a bug's
+        traceback goes to the log only.
+        """
         job_id = job.id
         log.info("job %s (%s) started", job_id, job.kind.value)
         try:
@@ -160,13 +171,12 @@ class Dispatcher:
         except Cancelled:
             self._finish(job_id, lambda: self.jobs.mark_cancelled(job_id))
             log.info("job %s cancelled", job_id)
-        except (AtnasError, ServiceError) as exc:
-            message = str(exc)
-            self._finish(job_id, lambda: self.jobs.fail(job_id, message))
-            log.info("job %s failed: %s", job_id, message)
-        except Exception as exc:  # a bug: keep the trace in the log, give the user one line
-            message = f"internal error ({type(exc).__name__}: {exc}); see the worker log"
-            log.error("job %s crashed:\n%s", job_id, traceback.format_exc())
+        except Exception as exc:
+            message = reason(exc)
+            if isinstance(exc, AtnasError | ServiceError):
+                log.info("job %s failed: %s", job_id, message)
+            else:  # a bug or a broken disk: keep the trace in the log, give the user one line
+                log.error("job %s crashed", job_id, exc_info=True)
             self._finish(job_id, lambda: self.jobs.fail(job_id, message))
         else:
             self._finish(job_id, lambda: self.jobs.succeed(job_id, result))

@@ -57,8 +57,24 @@ def _submit(store: JobStore) -> str:
             JobStatus.failed,
             "internal error",
         ),
+        (
+            lambda ctx, job: (_ for _ in ()).throw(
+                DatasetError(
+                    "\x1b[31mTraceback (most recent call last):\n"
+                    + "  x\n" * 500
+                    + "DatasetError: no classes\x1b[0m"
+                )
+            ),
+            JobStatus.failed,
+            "DatasetError: no classes",
+        ),
+        (
+            lambda ctx, job: (_ for _ in ()).throw(PermissionError(13, "Permission denied", "/a")),
+            JobStatus.failed,
+            "storage error: [Errno 13] Permission denied: '/a'",
+        ),
     ],
-    ids=["succeeds", "typed-error", "bug"],
+    ids=["succeeds", "typed-error", "bug", "traceback", "disk"],
 )
 def test_final_status(
     redis_client: redis.Redis,
@@ -79,6 +95,7 @@ def test_final_status(
         assert job.result == {"answer": 42}
     else:
         assert detail is not None and job.error is not None and detail in job.error
+        assert "\n" not in job.error and "\x1b" not in job.error and len(job.error) <= 500
     assert d.jobs.queue.pending() == 0  # acked
 
 
@@ -134,3 +151,31 @@ def test_jobs_run_concurrently_and_heartbeat(
     assert all(j.status is JobStatus.succeeded for j in jobs)
     assert max(overlap) == 2  # max_jobs
     assert d.worker_id not in d.jobs.workers_alive()
+
+
+def test_a_live_workers_long_job_is_never_taken_over(
+    redis_client: redis.Redis, key_prefix: str, tmp_path: Path
+) -> None:
+    # Runs for 4 heartbeat TTLs beside a second dispatcher that looks for stale claims.
+    runs: list[str] = []
+
+    def runner(ctx: WorkerContext, job: JobRecord) -> dict[str, Any]:
+        runs.append(job.id)
+        time.sleep(4 * ctx.settings.heartbeat_ttl_s)
+        return {}
+
+    busy = _dispatcher(redis_client, key_prefix, tmp_path, runner)
+    assert busy.stale_after_ms == 1500  # one heartbeat TTL
+    idle = _dispatcher(redis_client, key_prefix, tmp_path, runner)
+    busy.start()
+    try:
+        job_id = _submit(busy.jobs)
+        while not runs:
+            time.sleep(0.01)
+        idle.start()
+        job = _wait(busy.jobs, job_id)
+    finally:
+        busy.stop()
+        idle.stop()
+    assert job.status is JobStatus.succeeded
+    assert runs == [job_id] and busy.jobs.get(job_id).attempts == 1
