@@ -172,6 +172,7 @@ def search_task(
     limits: CostLimits | None = None,
     make_evaluator: EvaluatorFactory | None = None,
     on_generation: Callable[[Generation], None] | None = None,
+    check: Callable[[], None] | None = None,
     device: torch.device | None = None,
 ) -> TaskOutcome:
     """Searches an architecture for ``task`` from its support set, adapts it, reports.
@@ -181,7 +182,8 @@ def search_task(
     report has the chosen net's cost, the accuracy-cost front of the candidates scored, and
     two floors (nearest centroid on pixels, nearest prototype on the inherited features)
     beside the model. Query images, when the task has them, are used after the search for
-    the report only.
+    the report only. ``check`` is called about every half second while candidates are scored
+    (see :func:`atnas.search.search`); raise from it to stop.
     """
     cfg = config or search_defaults(state)
     device = device or default_device()
@@ -208,6 +210,7 @@ def search_task(
             constraint=constraint,
             on_generation=on_generation,
             prior=state.prior(),
+            check=check,
         )
     except ConstraintError as exc:
         if limits.max_latency_ms is not None and meter.cache:

@@ -8,6 +8,11 @@ proxy (nearest-prototype loss on inherited features: one forward pass each); the
 the inherited weights do not change during a search. After the last generation (or when the
 wall-clock budget is spent) the best encode is adapted on the whole support set.
 
+Stopping. Candidates are scored in batches of about ``CHECK_EVERY_S`` seconds each (sized from
+the evaluator's measured speed), and the budget and the caller's ``check`` are looked at
+between batches, so a large generation stops within about a second of a cancel or of the
+budget: what was scored by then is kept.
+
 Ranking. A support set of 5-25 images scores a candidate with an error of several points, so
 the observed held-out loss is shrunk towards a prior: the meta-population's across-task
 fitness of the encode (a child inherits its parents' mean). How far it is shrunk is estimated
@@ -42,6 +47,9 @@ from atnas.learner import InnerConfig, score
 from atnas.space import Encode, LayerChoice, SearchSpace
 from atnas.supernet import Supernet
 
+CHECK_EVERY_S = 0.5  # scoring is cut into batches of about this long; see the module docstring
+FIRST_BATCH = 4  # candidates in the first batch of an evaluator, before its speed is known
+
 
 @dataclass(frozen=True)
 class SearchConfig:
@@ -50,7 +58,7 @@ class SearchConfig:
     population: int = 8
     generations: int = 3
     seed_top: int = 4  # encodes taken as they are from the meta-population
-    budget_seconds: float | None = None  # checked before every scoring batch
+    budget_seconds: float | None = None  # checked between scoring batches (see CHECK_EVERY_S)
     inner: InnerConfig = InnerConfig(steps=5, lr=0.1)  # noqa: RUF009 (frozen value)
     final_inner: InnerConfig | None = InnerConfig(steps=10, lr=0.1)  # noqa: RUF009
     folds: int = 1  # hold-out folds when shots >= 2 (each holds out one image per class)
@@ -241,6 +249,32 @@ def pareto_front(
     return front
 
 
+class _Paced:
+    """Scores candidates through ``evaluator`` in batches of about ``CHECK_EVERY_S`` seconds,
+    calling ``check`` before each batch and stopping early once ``enough`` says so."""
+
+    def __init__(self, evaluator: Evaluator, check: Callable[[], None] | None) -> None:
+        self.evaluator, self.check = evaluator, check
+        self.size = FIRST_BATCH
+
+    def __call__(self, encodes: Sequence[Encode], enough: Callable[[int], bool]) -> list[Fitness]:
+        """Fitness of a prefix of ``encodes``: all of them unless ``enough(scored so far)``
+        came true."""
+        out: list[Fitness] = []
+        while len(out) < len(encodes):
+            if self.check is not None:
+                self.check()
+            if enough(len(out)):
+                break
+            batch = encodes[len(out) : len(out) + self.size]
+            t0 = time.perf_counter()
+            out += self.evaluator(batch)
+            per_candidate = max((time.perf_counter() - t0) / len(batch), 1e-6)
+            # Grow at most 4x per batch: a parallel evaluator looks slow on a small batch.
+            self.size = max(1, min(4 * self.size, int(CHECK_EVERY_S / per_candidate)))
+        return out
+
+
 def search(
     supernet: Supernet,
     ranked: Sequence[Encode],
@@ -252,6 +286,7 @@ def search(
     constraint: Constraint | None = None,
     on_generation: Callable[[Generation], None] | None = None,
     prior: Mapping[Encode, float] | None = None,
+    check: Callable[[], None] | None = None,
 ) -> SearchResult:
     """Evolves an architecture for the task given by its support set, then adapts it.
 
@@ -266,6 +301,8 @@ def search(
         constraint: an optional predicate on encodes (e.g. :func:`atnas.limits.within`).
         on_generation: called after each generation; may raise to stop.
         prior: the meta-population's fitness of its encodes (None: support fitness only).
+        check: called between scoring batches (about every ``CHECK_EVERY_S`` seconds); may
+            raise to stop, e.g. :class:`atnas.errors.Cancelled` when the user cancels.
     """
     space = supernet.space
     started = time.perf_counter()
@@ -275,8 +312,8 @@ def search(
     factory: EvaluatorFactory = make_evaluator or (
         lambda sp, n, inner: LocalEvaluator(supernet, sp, n, inner)
     )
-    evaluator: Evaluator = factory(splits, n_way, cfg.inner)
-    proxy: Evaluator = factory(splits, n_way, proxy_inner)
+    evaluator = _Paced(factory(splits, n_way, cfg.inner), check)
+    proxy = _Paced(factory(splits, n_way, proxy_inner), check)
     scored: dict[Encode, Fitness] = {}
     priors: dict[Encode, float | None] = dict(prior or {})
     screened = 0
@@ -286,15 +323,20 @@ def search(
             return shrunk_values(scored, priors)
         return {e: -f.loss for e, f in scored.items()}
 
-    def evaluate(encodes: list[Encode]) -> None:
-        fresh = [e for e in encodes if e not in scored]
-        for e, f in zip(fresh, evaluator(fresh), strict=True):
-            scored[e] = f
-
     def out_of_time() -> bool:
         return (
             cfg.budget_seconds is not None and time.perf_counter() - started >= cfg.budget_seconds
         )
+
+    def spent(done: int) -> bool:  # the budget stops scoring once there is something to return
+        return (done > 0 or bool(scored)) and out_of_time()
+
+    def evaluate(encodes: list[Encode]) -> list[Encode]:
+        """Scores the new ones (until the budget is spent); returns those scored."""
+        fresh = [e for e in encodes if e not in scored]
+        for e, f in zip(fresh, evaluator(fresh, spent), strict=False):
+            scored[e] = f
+        return [e for e in encodes if e in scored]
 
     pop = seed_population(space, ranked, cfg, rng, constraint)
     history: list[Generation] = []
@@ -318,17 +360,17 @@ def search(
                 priors[child] = float(np.mean(known)) if known else None  # type: ignore[arg-type]
             children = [c for c, _ in bred]
             if len(children) > cfg.population:
-                screened += len(children)
-                proxy_fit = proxy(children)
+                proxy_fit = proxy(children, lambda _: out_of_time())
+                screened += len(proxy_fit)
                 order = np.argsort([f.loss for f in proxy_fit], kind="stable")
                 children = [children[int(i)] for i in order[: cfg.population]]
             if out_of_time():
                 break
-            evaluate(children)
+            children = evaluate(children)
             vals = values()
             pop = [e for e, _ in survivors([(e, vals[e]) for e in pop + children], cfg.population)]
         else:
-            evaluate(pop)
+            pop = evaluate(pop)
             vals = values()
             pop = [e for e, _ in survivors([(e, vals[e]) for e in pop], cfg.population)]
         g = Generation(

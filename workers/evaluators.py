@@ -2,6 +2,11 @@
 
 Each actor caches the supernets (by id) and task splits (by key) it was sent, so a search
 ships its support set once per actor and the supernet once per actor's lifetime.
+
+An actor whose process dies (killed, out of memory) is restarted by Ray, and the calls it had
+in hand are retried on the new process (which refills its caches from the object store): a
+search goes on. A call that kills its actor ``TASK_RETRIES + 1`` times fails the search with
+a reason instead of killing actors forever.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from typing import Any
 
 import ray
 import torch
+from ray.exceptions import RayActorError
 
+from atnas.errors import AtnasError
 from atnas.fitness import Evaluator, Fitness, Split, split_fitness
 from atnas.learner import InnerConfig
 from atnas.space import Encode
@@ -22,6 +29,7 @@ from atnas.supernet import Supernet
 from workers.holder import Blob, supernet_from_blob
 
 CACHE = 4  # supernets and tasks kept per actor
+TASK_RETRIES = 2  # re-runs of a call whose actor died (the actor itself is always restarted)
 
 
 @ray.remote(num_cpus=0)
@@ -84,7 +92,11 @@ class EvaluatorPool:
     def __init__(self, size: int, gpus: int = 0) -> None:
         if size < 1:
             raise ValueError("an evaluator pool needs at least one actor")
-        options: dict[str, Any] = {"scheduling_strategy": "SPREAD"}
+        options: dict[str, Any] = {
+            "scheduling_strategy": "SPREAD",
+            "max_restarts": -1,  # the actor holds caches only: a fresh one is as good
+            "max_task_retries": TASK_RETRIES,
+        }
         if gpus:
             options["num_gpus"] = min(1.0, gpus / size)
         self.actors = [EvaluatorActor.options(**options).remote() for _ in range(size)]  # type: ignore[attr-defined]
@@ -127,7 +139,15 @@ class EvaluatorPool:
             ]
             result: list[Fitness | None] = [None] * len(encodes)
             for idx, ref in calls:
-                for i, (acc, loss) in zip(idx, ray.get(ref), strict=True):
+                try:
+                    scores = ray.get(ref)
+                except RayActorError as exc:
+                    raise AtnasError(
+                        f"an evaluator process died while scoring {len(idx)} candidates (e.g. "
+                        f"{encodes[idx[0]].key()}), again on each of {TASK_RETRIES} retries; "
+                        "see the worker log"
+                    ) from exc
+                for i, (acc, loss) in zip(idx, scores, strict=True):
                     result[i] = Fitness(acc, loss)
             return [f for f in result if f is not None]
 

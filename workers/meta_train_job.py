@@ -1,10 +1,16 @@
 """Runs a ``meta_train`` job through Ray Tune: its trial checkpoints, reports and restarts.
 
 The trial function meta-trains with :func:`atnas.pipeline.meta_train`, reporting metrics every
-few seconds and a Tune checkpoint whenever the run's own checkpoint file changes. If the trial
-dies, Tune restarts it from the last checkpoint (``FailureConfig``); if the whole worker dies,
-the re-queued job resumes from the checkpoint left in its work folder. A Tune callback writes
-progress into the job store; a Tune stopper ends the trial when the user cancels.
+few seconds and a Tune checkpoint whenever the run's own checkpoint file changes. If the trial's
+process dies, Tune restarts it from the last checkpoint (``FailureConfig``); if the whole worker
+dies, the re-queued job resumes from the checkpoint left in its work folder. An error raised in
+the trial (bad data, a bad setting, a bug) would fail the same way again: the trial catches it
+and ends with an ``error`` in its last result, which fails the job at once, with one line.
+
+A Tune callback writes progress into the job store. A cancel is seen by a watcher thread in the
+driver, which leaves a ``stop`` file in the work folder; the trial looks for it after every
+iteration and stops (after a final checkpoint), so a cancel takes effect within about a second.
+A Tune stopper also ends the trial on its next result.
 """
 
 from __future__ import annotations
@@ -12,9 +18,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shutil
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +38,41 @@ from service.jobs import JobRecord
 from service.schemas import MetaTrainSpec
 from workers.context import WorkerContext
 from workers.progress import JobProgress
+from workers.reasons import reason
 from workers.runtime import cluster_gpus
 from workers.specs import image_config, meta_train_overrides
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "supernet.pt"
+TRIAL_PID = "trial.pid"  # in the work folder: the process running the trial now
+STOP = "stop"  # in the work folder: asks the trial to stop (the job was cancelled)
 REPORT_EVERY_S = 2.0
+WATCH_EVERY_S = 0.2  # how often the driver looks for a cancel
 
 
 def train_trial(config: dict[str, Any]) -> None:
-    """The Tune trial: meta-train, resuming from Tune's checkpoint when restarted."""
+    """The Tune trial: meta-train, resuming from Tune's checkpoint when restarted.
+
+    It never raises an exception (Tune would retry it): its last result has ``cancelled``
+    after a cancel, ``error`` (one line) after an error.
+    """
+    try:
+        work = Path(config["work_dir"])
+        work.mkdir(parents=True, exist_ok=True)
+        (work / TRIAL_PID).write_text(str(os.getpid()))
+        _train(config, work)
+    except Cancelled:
+        tune.report({"final": True, "cancelled": True})
+    except Exception as exc:
+        log.error("meta-training trial failed", exc_info=True)
+        tune.report({"final": True, "error": reason(exc)})
+
+
+def _train(config: dict[str, Any], work: Path) -> None:
     spec = MetaTrainSpec.model_validate(config["spec"])
-    work = Path(config["work_dir"])
-    work.mkdir(parents=True, exist_ok=True)
+    stop = work / STOP
+    if stop.exists():
+        raise Cancelled("the job was cancelled")
     local = work / CHECKPOINT
     restored = tune.get_checkpoint()
     if restored is not None:
@@ -53,6 +84,8 @@ def train_trial(config: dict[str, Any]) -> None:
     state = {"last": 0.0, "mtime": local.stat().st_mtime if local.exists() else 0.0}
 
     def report(p: MetaProgress, final: bool = False) -> None:
+        if not final and stop.exists():  # a stat() per iteration: cheap
+            raise Cancelled("the job was cancelled")
         now = time.monotonic()
         if not final and now - state["last"] < REPORT_EVERY_S:
             return
@@ -119,11 +152,13 @@ class _ProgressCallback(tune.Callback):
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
+        if "error" in result or "cancelled" in result:  # the trial's last word, not progress
+            return
         with contextlib.suppress(Cancelled):  # the stopper ends the trial
             self.progress.report(
                 "meta_train",
                 step=int(result.get("iteration", 0)),
-                total=int(result["total"]) or None,
+                total=int(result.get("total", 0)) or None,
                 best_fitness=(
                     None if result.get("best_fitness", -1.0) < 0 else float(result["best_fitness"])
                 ),
@@ -158,6 +193,47 @@ class _CancelStopper(tune.Stopper):
         return self.cancelled
 
 
+# Tune keeps trainables in a process-wide registry that is not thread-safe: two jobs starting
+# at once in one dispatcher broke it ("dictionary changed size during iteration"). The trainable
+# is registered here, under this lock, and Tune is handed its name (which it never registers).
+_REGISTRY_LOCK = threading.Lock()
+
+
+def _trainable(resources: dict[str, float]) -> str:
+    """The registered name of :func:`train_trial` with ``resources`` per trial."""
+    name = "atnas_meta_train_" + "_".join(f"{k}{v:g}" for k, v in sorted(resources.items()))
+    with _REGISTRY_LOCK:
+        tune.register_trainable(name, tune.with_resources(train_trial, resources))
+    return name
+
+
+@contextlib.contextmanager
+def _cancel_watch(progress: JobProgress, stop: Path) -> Iterator[threading.Event]:
+    """While inside, a thread leaves the ``stop`` file once the job is cancelled; yields an
+    event set when it did."""
+    cancelled, done = threading.Event(), threading.Event()
+
+    def watch() -> None:
+        while not done.wait(WATCH_EVERY_S):
+            try:
+                progress.check_cancel()
+            except Cancelled:
+                cancelled.set()
+                stop.touch()
+                return
+            except Exception as exc:  # Redis away for a moment: the stopper still checks
+                log.warning("job %s: cancel check failed: %s", progress.job_id, exc)
+
+    stop.unlink(missing_ok=True)
+    thread = threading.Thread(target=watch, name=f"cancel-{progress.job_id}", daemon=True)
+    thread.start()
+    try:
+        yield cancelled
+    finally:
+        done.set()
+        thread.join()
+
+
 def run_meta_train(ctx: WorkerContext, job: JobRecord, cpus: float = 1.0) -> dict[str, Any]:
     """Runs the job's Tune experiment; stores supernet.pt and meta.json as artifacts."""
     spec = job.spec
@@ -171,7 +247,7 @@ def run_meta_train(ctx: WorkerContext, job: JobRecord, cpus: float = 1.0) -> dic
     _PROGRESS[job.id] = progress
     resources = {"cpu": cpus, "gpu": 1 if cluster_gpus() else 0}
     tuner = tune.Tuner(
-        tune.with_resources(train_trial, resources),
+        _trainable(resources),
         param_space={"spec": spec.model_dump(mode="json"), "paths": paths, "work_dir": str(work)},
         run_config=tune.RunConfig(
             name=f"meta_train-{job.id}",
@@ -184,12 +260,16 @@ def run_meta_train(ctx: WorkerContext, job: JobRecord, cpus: float = 1.0) -> dic
         ),
     )
     try:
-        grid = tuner.fit()
+        with _cancel_watch(progress, work / STOP) as cancelled:
+            grid = tuner.fit()
     finally:
         _PROGRESS.pop(job.id, None)
-    if stopper.cancelled:
-        raise Cancelled(f"job {job.id} was cancelled")
     result = grid[0]
+    last = result.metrics or {}
+    if stopper.cancelled or cancelled.is_set() or last.get("cancelled"):
+        raise Cancelled(f"job {job.id} was cancelled")
+    if last.get("error"):
+        raise AtnasError(str(last["error"]))
     if result.error is not None:
         raise AtnasError(_trial_error(result.error))
     if result.checkpoint is None:

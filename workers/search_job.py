@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -24,24 +25,32 @@ from workers.progress import JobProgress
 from workers.specs import cost_limits, search_config
 
 log = logging.getLogger(__name__)
-_states: OrderedDict[str, MetaState] = OrderedDict()
 SUPERNET_ARTIFACT = "supernet.pt"
+CACHED_STATES = 4
+# The driver's supernets, shared by the dispatcher's job threads: the lock guards the cache and
+# is held while one is built, so that two searches of a new supernet build it once.
+_states: OrderedDict[str, MetaState] = OrderedDict()
+_states_lock = threading.Lock()
 
 
 def _state_from_blob(supernet_id: str, blob_ref: ray.ObjectRef[Any]) -> MetaState:
     """The driver's own MetaState view of a held supernet (cached; built once per id)."""
-    if supernet_id not in _states:
-        blob: Blob = ray.get(blob_ref)
-        net = supernet_from_blob(blob, pipeline.default_device())
-        _states[supernet_id] = MetaState(
-            SearchSpace.from_json(blob["space"]),
-            MetaTrainConfig.from_json(blob["config"]),
-            net,
-            [Member(Encode.from_json(e), f) for e, f in blob["population"]],
-        )
-        if len(_states) > 4:
-            _states.popitem(last=False)
-    return _states[supernet_id]
+    with _states_lock:
+        state = _states.get(supernet_id)
+        if state is None:
+            blob: Blob = ray.get(blob_ref)
+            net = supernet_from_blob(blob, pipeline.default_device())
+            state = _states[supernet_id] = MetaState(
+                SearchSpace.from_json(blob["space"]),
+                MetaTrainConfig.from_json(blob["config"]),
+                net,
+                [Member(Encode.from_json(e), f) for e, f in blob["population"]],
+            )
+            if len(_states) > CACHED_STATES:
+                _states.popitem(last=False)
+        else:
+            _states.move_to_end(supernet_id)  # least recently used goes first
+        return state
 
 
 def run_search(ctx: WorkerContext, job: JobRecord) -> dict[str, Any]:
@@ -79,6 +88,7 @@ def run_search(ctx: WorkerContext, job: JobRecord) -> dict[str, Any]:
         limits=cost_limits(spec),
         make_evaluator=make_evaluator,
         on_generation=on_generation,
+        check=progress.check_cancel,  # also inside a generation: a cancel stops within ~1 s
     )
     # The final progress keeps the chosen net's value: the number the result reports.
     progress.report("export", best_fitness=outcome.result.value, force=True)

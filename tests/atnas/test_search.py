@@ -1,9 +1,10 @@
-"""Per-task search: query labels never leak, seeded determinism, budgets, constraints."""
+"""Per-task search: query labels never leak, seeded determinism, budgets, cancels, constraints."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -12,10 +13,11 @@ import torch
 
 from atnas import pipeline
 from atnas.data import ImageSet, TaskData
-from atnas.errors import ConfigError
+from atnas.errors import Cancelled, ConfigError
 from atnas.fitness import Fitness
 from atnas.learner import predict
 from atnas.search import (
+    CHECK_EVERY_S,
     Generation,
     SearchConfig,
     SearchResult,
@@ -240,3 +242,51 @@ def test_a_prior_makes_the_search_prefer_the_meta_population_favourite() -> None
     assert off.value == -off.fitness.loss == max(-f.loss for f in off.scored.values())
     with_prior = search(state.supernet, ranked, x, y, n, cfg, prior={e: 0.5 for e in ranked})
     assert with_prior.value == with_prior.values[with_prior.encode]
+
+
+def _slow_evaluator(seconds_each: float, scored: list[Encode]):
+    """An evaluator factory whose full fitness takes ``seconds_each`` per candidate."""
+
+    def make_evaluator(splits, n_way, inner):
+        def score(encodes):
+            if inner.steps:
+                time.sleep(seconds_each * len(encodes))
+                scored.extend(encodes)
+            return [Fitness(0.5, 1.0 + 0.01 * sum(c.width for c in e.layers)) for e in encodes]
+
+        return score
+
+    return make_evaluator
+
+
+def test_a_cancel_stops_the_search_inside_a_generation() -> None:
+    # A generation of 128 candidates at 10 ms each takes 1.3 s; the cancel comes at 0.3 s.
+    state = tiny_state()
+    x, y, n = pipeline.task_tensors(synthetic_task(way=3, shot=2, query=1))
+    cfg = dataclasses.replace(TINY_SEARCH, population=128, generations=1)
+    scored: list[Encode] = []
+    started = time.perf_counter()
+
+    def check() -> None:
+        if time.perf_counter() - started > 0.3:
+            raise Cancelled("stop")
+
+    ranked = [m.encode for m in state.ranked()]
+    with pytest.raises(Cancelled):
+        search(state.supernet, ranked, x, y, n, cfg, _slow_evaluator(0.01, scored), check=check)
+    stopped = time.perf_counter() - started
+    assert 0 < len(scored) < 128
+    assert stopped < 0.3 + 2 * CHECK_EVERY_S
+
+
+def test_the_budget_stops_the_search_inside_a_generation_and_keeps_what_was_scored() -> None:
+    state = tiny_state()
+    x, y, n = pipeline.task_tensors(synthetic_task(way=3, shot=2, query=1))
+    cfg = dataclasses.replace(TINY_SEARCH, population=128, generations=3, budget_seconds=0.3)
+    scored: list[Encode] = []
+    ranked = [m.encode for m in state.ranked()]
+    r = search(state.supernet, ranked, x, y, n, cfg, _slow_evaluator(0.01, scored))
+    assert 0 < r.evaluations == len(scored) < 128
+    assert r.search_seconds < 0.3 + 2 * CHECK_EVERY_S
+    assert len(r.history) == 1 and r.history[0].evaluations == r.evaluations
+    assert r.encode in r.scored and set(r.scored) == set(scored)
