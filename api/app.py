@@ -18,6 +18,7 @@ from api.deps import get_tenant
 from api.routes import datasets, health, jobs, supernets
 from api.services import Services
 from service.auth import check_exposure
+from service.incoming import sweep_stale_parts
 from service.redis_conn import connect
 from service.settings import Settings
 
@@ -27,11 +28,13 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
 
     ``redis`` overrides the connection that ``settings`` would open (tests pass one); it must
     have ``decode_responses=True``. Raises ``AuthConfigError`` for malformed API keys, or
-    when no key is set and ``settings.host`` is not a loopback address.
+    when no key is set and ``settings.host`` is not a loopback address. Removes the ``.part``
+    files that a crashed process left in the uploads folder (``service.incoming``).
     """
     settings = settings or Settings()
     services = Services.build(settings, redis if redis is not None else connect(settings))
     check_exposure(services.keys, settings.host)
+    sweep_stale_parts(settings.datasets_dir)
     app = FastAPI(
         title="atnas",
         summary="Across-task neural architecture search as a service",

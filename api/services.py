@@ -16,6 +16,7 @@ from service.jobs import JobStore
 from service.keys import Keys
 from service.redis_conn import async_twin
 from service.settings import Settings
+from service.zipcheck import UploadLimits
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,9 @@ class Services:
             settings=settings,
             redis=r,
             jobs=JobStore(r, keys, idempotency_ttl_s=settings.idempotency_ttl_s),
-            datasets=DatasetStore(r, keys, settings.datasets_dir),
+            datasets=DatasetStore(
+                r, keys, settings.datasets_dir, limits=UploadLimits.from_settings(settings)
+            ),
             artifacts=ArtifactStore(settings.artifacts_dir),
             keys=KeyRing.from_settings(settings),
         )

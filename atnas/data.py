@@ -28,16 +28,26 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
 
 @dataclass(frozen=True)
 class ImageConfig:
-    """How images are decoded: square side in pixels and channel count (1 or 3)."""
+    """How images are decoded: square side in pixels and channel count (1 or 3).
+
+    ``max_pixels`` (width x height in an image's header) and ``max_bytes`` (one file) bound
+    what is decoded at all: a dataset stored before uploads were checked, or a folder on disk,
+    cannot make a worker allocate for a 100000 x 100000 image. The defaults are the API's
+    (``ATNAS_MAX_IMAGE_PIXELS``, ``ATNAS_MAX_IMAGE_BYTES``).
+    """
 
     image_size: int = 28
     channels: int = 1
+    max_pixels: int = 4096 * 4096
+    max_bytes: int = 32 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if not 4 <= self.image_size <= 512:
             raise DatasetError(f"image_size must be in 4..512, got {self.image_size}")
         if self.channels not in (1, 3):
             raise DatasetError(f"channels must be 1 or 3, got {self.channels}")
+        if self.max_pixels < 1 or self.max_bytes < 1:
+            raise DatasetError("max_pixels and max_bytes must be at least 1")
 
 
 def select_groups(
@@ -144,7 +154,14 @@ class _Source:
         else:
             raise DatasetError(f"{path}: no such folder or zip file")
 
-    def read(self, rel: str) -> bytes:
+    def read(self, rel: str, max_bytes: int) -> bytes:
+        """The file's bytes; :class:`DatasetError` when it is larger than ``max_bytes``."""
+        if self._zip is not None:
+            size = self._zip.getinfo(rel).file_size  # zipfile never inflates past it
+        else:
+            size = (self.path / rel).stat().st_size
+        if size > max_bytes:
+            raise DatasetError(f"{self.path}:{rel}: {size} bytes, over the limit of {max_bytes}")
         if self._zip is not None:
             return self._zip.read(rel)
         return (self.path / rel).read_bytes()
@@ -191,9 +208,21 @@ def _leaf_classes(paths: list[PurePosixPath]) -> dict[str, list[int]]:
 def _decode(data: bytes, name: str, cfg: ImageConfig) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as raw:
+            # The header is read, the pixels not yet: refuse before convert() allocates them.
+            # (A local check: PIL's global MAX_IMAGE_PIXELS is shared by the whole process.)
+            width, height = raw.size
+            if width * height > cfg.max_pixels:
+                raise DatasetError(
+                    f"{name}: {width}x{height} pixels, over the limit of {cfg.max_pixels}"
+                )
             img = raw.convert("L" if cfg.channels == 1 else "RGB")
             img = img.resize((cfg.image_size, cfg.image_size), Image.Resampling.BILINEAR)
             arr = np.asarray(img, dtype=np.uint8)
+    except Image.DecompressionBombError:
+        cap = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        raise DatasetError(
+            f"{name}: more than {cap} pixels, over the limit of {cfg.max_pixels}"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise DatasetError(f"{name}: cannot decode image ({exc})") from None
     return arr[None] if cfg.channels == 1 else arr.transpose(2, 0, 1)  # (C, H, W)
@@ -213,7 +242,7 @@ def _load(
         start = len(images)
         for i in classes[name]:
             rel = prefix + str(paths[i])
-            images.append(_decode(source.read(rel), f"{source.path}:{rel}", cfg))
+            images.append(_decode(source.read(rel, cfg.max_bytes), f"{source.path}:{rel}", cfg))
         class_index.append(np.arange(start, len(images)))
     groups = [n.split("/", 1)[0] for n in names]
     size = cfg.image_size

@@ -10,32 +10,21 @@ import hashlib
 import os
 import shutil
 import tempfile
-import zipfile
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import Any, BinaryIO
 
 import redis
-from PIL import Image
 
 from service.auth import OPEN_TENANT
-from service.errors import DatasetNotFound, InvalidDataset, UploadTooLarge
+from service.errors import DatasetNotFound, UploadTooLarge
 from service.ids import is_id, new_id, shown
 from service.keys import Keys
-from service.layout import Layout, scan_layout
 from service.schemas import DatasetPublic
+from service.zipcheck import UploadLimits, check_zip
 
 CHUNK_BYTES = 1024 * 1024
-# What a broken image can raise from PIL or the zip reader (CRC errors surface as BadZipFile).
-_DECODE_ERRORS = (
-    OSError,
-    SyntaxError,
-    ValueError,
-    EOFError,
-    zipfile.BadZipFile,
-    Image.DecompressionBombError,
-)
 
 
 class UploadSink:
@@ -116,10 +105,14 @@ class DatasetStore:
         ...     ds = store.create_from_upload(f, "omniglot.zip", 512 * 2**20)
     """
 
-    def __init__(self, r: redis.Redis, keys: Keys, root: Path) -> None:
+    def __init__(
+        self, r: redis.Redis, keys: Keys, root: Path, *, limits: UploadLimits | None = None
+    ) -> None:
         self._r = r
         self._keys = keys
         self.root = root
+        # What an upload may hold (entries, bytes, pixels, depth); see service.zipcheck.
+        self.limits = limits or UploadLimits()
 
     # --- creation -----------------------------------------------------------------------
     def open_upload(self, max_bytes: int) -> UploadSink:
@@ -142,7 +135,7 @@ class DatasetStore:
         folder with images, or holds an image that does not decode (naming it).
         """
         sha256 = sink.finish()
-        layout = check_zip(sink.path)
+        layout = check_zip(sink.path, self.limits)
         dataset_id = new_id()
         folder = self.root / dataset_id
         folder.mkdir(parents=True)
@@ -208,23 +201,6 @@ class DatasetStore:
             pipe.zrem(self._keys.dataset_index(record.tenant), dataset_id)
             pipe.execute()
         shutil.rmtree(self.root / dataset_id, ignore_errors=True)
-
-
-def check_zip(path: Path) -> Layout:
-    """The layout of the zip at ``path``, every image decoded far enough to be verified."""
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError):
-        raise InvalidDataset("the upload is not a zip archive") from None
-    with zf:
-        layout = scan_layout(zf.namelist())
-        for name in layout.all_members():
-            try:
-                with zf.open(name) as fh, Image.open(fh) as img:
-                    img.verify()
-            except _DECODE_ERRORS as exc:
-                raise InvalidDataset(f"{name}: not a readable image ({exc})") from None
-    return layout
 
 
 def _clean_filename(filename: str) -> str:

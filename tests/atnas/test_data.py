@@ -10,6 +10,7 @@ import pytest
 from atnas.data import ImageConfig, ImageSet, is_task_layout, iter_groups, load_images, load_task
 from atnas.errors import DatasetError
 from tests.atnas.conftest import class_files, image_bytes, write_folder, write_zip
+from tests.hostile import pixel_bomb_png
 
 OMNI_LIKE = {"Latin/c01": 3, "Latin/c02": 2, "Greek/c01": 4}
 
@@ -111,6 +112,25 @@ def test_truncated_jpeg_names_the_file(tmp_path: Path) -> None:
         load_images(write_zip(tmp_path / "d.zip", files), ImageConfig(image_size=8))
 
 
+def test_a_pixel_bomb_is_refused_from_its_header(tmp_path: Path) -> None:
+    files = class_files({"a": 2, "b": 2})
+    files["a/bomb.png"] = pixel_bomb_png(100_000, 100_000)  # 10^10 pixels in ~60 bytes
+    with pytest.raises(DatasetError, match=r"a/bomb\.png: more than \d+ pixels"):
+        load_images(write_zip(tmp_path / "d.zip", files), ImageConfig(image_size=8))
+
+
+@pytest.mark.parametrize("kind", ["folder", "zip"])
+def test_images_over_the_local_limits_are_refused(tmp_path: Path, kind: str) -> None:
+    files = class_files({"a": 2, "b": 2})
+    files["b/big.png"] = image_bytes(0, size=12)
+    path = _both(tmp_path, files)[kind == "zip"]
+    with pytest.raises(DatasetError, match=r"b/big\.png: 12x12 pixels, over the limit of 100"):
+        load_images(path, ImageConfig(image_size=8, max_pixels=100))
+    limit = len(files["b/big.png"]) - 1
+    with pytest.raises(DatasetError, match=rf"b/big\.png: \d+ bytes, over the limit of {limit}"):
+        load_images(path, ImageConfig(image_size=8, max_bytes=limit))
+
+
 def test_empty_and_classless_datasets(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="no PNG or JPEG"):
@@ -160,7 +180,10 @@ def test_resize_keeps_content(tmp_path: Path) -> None:
     assert s.images[0, 0, :, :3].max() < 20 and s.images[0, 0, :, 5:].min() > 235
 
 
-@pytest.mark.parametrize("kwargs", [{"image_size": 3}, {"image_size": 1000}, {"channels": 2}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"image_size": 3}, {"image_size": 1000}, {"channels": 2}, {"max_pixels": 0}, {"max_bytes": 0}],
+)
 def test_bad_image_config(kwargs: dict) -> None:
     with pytest.raises(DatasetError):
         ImageConfig(**kwargs)
