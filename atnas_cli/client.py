@@ -22,7 +22,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         p.add_argument(
             "--url",
             default=os.environ.get("ATNAS_URL", DEFAULT_URL),
-            help="service address (env ATNAS_URL; default %(default)s)",
+            help="service address (env ATNAS_URL; default %(default)s); an API key, when the "
+            "service has keys, comes from ATNAS_API_KEY",
         )
         p.add_argument("--json", action="store_true", help="print JSON on stdout")
         return p
