@@ -10,7 +10,6 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
-import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, cast
@@ -45,8 +44,6 @@ _SPEC_OF_KIND: dict[JobKind, type[MetaTrainSpec] | type[SearchSpec]] = {
     JobKind.meta_train: MetaTrainSpec,
     JobKind.search: SearchSpec,
 }
-# How long a replayed request waits for the first request to finish writing its job.
-_IDEMPOTENCY_WAIT_S = 2.0
 # A cancel flag outlives any sane job, and then goes away by itself.
 _CANCEL_FLAG_TTL_S = 30 * 24 * 3600
 
@@ -121,16 +118,16 @@ class JobStore:
         )
         fingerprint = hashlib.sha256(body.encode()).hexdigest()
         job_id = new_id()
+        idem = None
         if idempotency_key is not None:
-            replay = self._replay(idempotency_key, fingerprint, tenant)
+            if not 1 <= len(idempotency_key) <= 255:
+                raise InvalidInput("Idempotency-Key must be 1 to 255 characters")
+            idem = self._keys.idempotency(idempotency_key, tenant)
+            replay = self._replay(self._r.get(idem), fingerprint)
             if replay is not None:
                 return replay, False
         if check is not None:
             check()
-        if idempotency_key is not None:
-            existing = self._claim_idempotency_key(idempotency_key, job_id, fingerprint, tenant)
-            if existing is not None:
-                return existing, False
         seq = int(self._r.incr(self._keys.job_seq()))
         record = JobRecord(
             id=job_id,
@@ -142,49 +139,46 @@ class JobStore:
             tenant=tenant,
         )
         self.queue.ensure_group()
-        with self._r.pipeline(transaction=True) as pipe:
+
+        def tx(pipe: Pipeline) -> JobRecord | None:
+            # The key, the record and the queue entry are written in one transaction: a crash
+            # can never leave a key that points at a job that was not written.
+            if idem is not None:
+                earlier = self._replay(pipe.get(idem), fingerprint)
+                if earlier is not None:
+                    return earlier
+            pipe.multi()
+            if idem is not None:
+                pipe.set(idem, f"{job_id} {fingerprint}", ex=self._idem_ttl)
             pipe.set(self._keys.job(job_id), record.model_dump_json())
             for index in self._indexes(record):
                 pipe.zadd(index, {job_id: seq})
             self.queue.enqueue(job_id, pipe=pipe)
-            pipe.execute()
+            return None
+
+        tx_any = cast(Callable[[Pipeline], None], tx)
+        watched = [idem] if idem is not None else []
+        earlier = cast(
+            "JobRecord | None", self._r.transaction(tx_any, *watched, value_from_callable=True)
+        )
+        if earlier is not None:  # another request with this key won the race
+            return earlier, False
         return record, True
 
-    def _replay(self, key: str, fingerprint: str, tenant: str) -> JobRecord | None:
-        """The job an earlier request made with this key, or None when the key is new."""
-        if not 1 <= len(key) <= 255:
-            raise InvalidInput("Idempotency-Key must be 1 to 255 characters")
-        value = self._r.get(self._keys.idempotency(key, tenant))
-        return None if value is None else self._first_job(str(value), fingerprint)
-
-    def _claim_idempotency_key(
-        self, key: str, job_id: str, fingerprint: str, tenant: str
-    ) -> JobRecord | None:
-        """SET NX the key to ``job_id``; returns the earlier job when the key was already used."""
-        name = self._keys.idempotency(key, tenant)
-        if self._r.set(name, f"{job_id} {fingerprint}", nx=True, ex=self._idem_ttl):
+    def _replay(self, value: Any, fingerprint: str) -> JobRecord | None:
+        """The job an Idempotency-Key entry (``<job_id> <body sha256>``) points at; None for no
+        entry, or when that job was since removed (``service.retention``): a fresh key."""
+        if value is None:
             return None
-        value = self._r.get(name)
-        if value is None:  # expired between SET and GET: a fresh key after all
-            return self._claim_idempotency_key(key, job_id, fingerprint, tenant)
-        return self._first_job(str(value), fingerprint)
-
-    def _first_job(self, value: str, fingerprint: str) -> JobRecord:
-        first_id, first_fingerprint = value.split(" ", 1)
+        first_id, first_fingerprint = str(value).split(" ", 1)
         if first_fingerprint != fingerprint:
             raise IdempotencyMismatch(
                 "this Idempotency-Key was already used with a different request body"
             )
-        deadline = time.monotonic() + _IDEMPOTENCY_WAIT_S
-        while True:  # the first request may still be writing its job
-            try:
-                return self.get(first_id)
-            except JobNotFound:
-                if time.monotonic() > deadline:
-                    raise Conflict(
-                        "a request with this Idempotency-Key is still being processed; retry"
-                    ) from None
-                time.sleep(0.02)
+        try:
+            return self.get(first_id)
+        except JobNotFound:
+            return None
 
     # --- reading ------------------------------------------------------------------------
     def get(self, job_id: str, tenant: str | None = None) -> JobRecord:

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import threading
 
 import pytest
 import redis
 
+from service.auth import OPEN_TENANT
 from service.errors import (
     Conflict,
     IdempotencyMismatch,
@@ -14,6 +17,7 @@ from service.errors import (
     JobNotFound,
 )
 from service.jobs import JobStore
+from service.keys import Keys
 from service.redis_conn import async_twin
 from service.schemas import JobKind, JobStatus, MetaTrainSpec, Progress, SearchSpec
 
@@ -97,6 +101,32 @@ def test_idempotency_key_is_atomic_under_concurrency(jobs: JobStore) -> None:
         t.join()
     assert len(ids) == 8 and len(set(ids)) == 1
     assert jobs.queue.length() == 1
+
+
+def test_a_key_left_by_a_crash_or_a_removed_job_is_fresh(
+    jobs: JobStore, redis_client: redis.Redis, keys: Keys
+) -> None:
+    # What an older version could leave when it died between taking the key and writing the
+    # job (and what retention leaves): a key pointing at no job. It must not answer 409.
+    job, _ = jobs.create(JobKind.meta_train, META)
+    body = json.dumps({"kind": "meta_train", "spec": META.model_dump(mode="json")}, sort_keys=True)
+    fingerprint = hashlib.sha256(body.encode()).hexdigest()
+    redis_client.set(keys.idempotency("crashed", OPEN_TENANT), f"{'f' * 32} {fingerprint}")
+    fresh, created = jobs.create(JobKind.meta_train, META, idempotency_key="crashed")
+    assert created and fresh.id != job.id
+    again, created_again = jobs.create(JobKind.meta_train, META, idempotency_key="crashed")
+    assert again.id == fresh.id and not created_again
+
+
+def test_idempotency_keys_are_per_tenant(jobs: JobStore) -> None:
+    a, _ = jobs.create(JobKind.meta_train, META, idempotency_key="k", tenant="a")
+    b, created = jobs.create(JobKind.meta_train, META, idempotency_key="k", tenant="b")
+    assert created and a.id != b.id
+    assert jobs.get(a.id, tenant="a") == a
+    with pytest.raises(JobNotFound):
+        jobs.get(a.id, tenant="b")
+    assert [j.id for j in jobs.list(tenant="b")[0]] == [b.id]
+    assert {j.id for j in jobs.list()[0]} == {a.id, b.id}
 
 
 def test_bad_idempotency_key(jobs: JobStore) -> None:
