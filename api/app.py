@@ -43,7 +43,9 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
     app.state.services = services
     errors.install(app)
     for module in (datasets, jobs, supernets):  # every /v1 route needs a key (when keys exist)
-        app.include_router(module.router, dependencies=[Depends(get_tenant)])
+        app.include_router(
+            module.router, dependencies=[Depends(get_tenant)], responses=errors.ERROR_RESPONSES
+        )
     app.include_router(health.router)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     return app

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from service.errors import (
     Conflict,
@@ -21,6 +23,36 @@ from service.errors import (
 from service.schemas import JobKind
 
 log = logging.getLogger(__name__)
+
+
+class FieldError(BaseModel):
+    """One invalid field of a request (422 from request validation)."""
+
+    loc: list[str]
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """Every error response: a reason a user can act on; per-field ``errors`` on a 422 that
+    request validation raised."""
+
+    detail: str
+    errors: list[FieldError] | None = None
+
+
+# Documented on every /v1 route, so the OpenAPI schema says what errors look like.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in (
+        (401, "no API key, or an unknown one (the service has keys)"),
+        (404, "no such record (another tenant's is not found either)"),
+        (409, "conflicts with the record's state"),
+        (413, "the request body or upload is over a limit"),
+        (422, "the request is invalid; the reason says what to change"),
+        (503, "Redis or the workers are unavailable; retry"),
+    )
+}
 
 _STATUS: list[tuple[type[ServiceError], int]] = [
     (Unauthorized, 401),
