@@ -11,6 +11,7 @@ a reason instead of killing actors forever.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -84,6 +85,10 @@ class EvaluatorActor:
     def ping(self) -> str:
         """Liveness and device."""
         return str(self.device)
+
+    def pid(self) -> int:
+        """The actor's process id (for operators, and the tests that kill it)."""
+        return os.getpid()
 
 
 class EvaluatorPool:

@@ -44,7 +44,7 @@ from workers.specs import image_config, meta_train_overrides
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "supernet.pt"
-TRIAL_PID = "trial.pid"  # in the work folder: the process running the trial now
+TRIAL_PIDS = "trial.pids"  # in the work folder: the pid of each process that ran the trial
 STOP = "stop"  # in the work folder: asks the trial to stop (the job was cancelled)
 REPORT_EVERY_S = 2.0
 WATCH_EVERY_S = 0.2  # how often the driver looks for a cancel
@@ -59,7 +59,8 @@ def train_trial(config: dict[str, Any]) -> None:
     try:
         work = Path(config["work_dir"])
         work.mkdir(parents=True, exist_ok=True)
-        (work / TRIAL_PID).write_text(str(os.getpid()))
+        with open(work / TRIAL_PIDS, "a") as pids:  # one line per (re)start of the trial
+            pids.write(f"{os.getpid()}\n")
         _train(config, work)
     except Cancelled:
         tune.report({"final": True, "cancelled": True})
