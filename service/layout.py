@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Literal
 
 from service.errors import InvalidDataset, InvalidSpec
@@ -77,55 +76,71 @@ def group_of(class_name: str) -> str:
     return class_name.split("/", 1)[0]
 
 
-def image_members(names: Iterable[str]) -> list[PurePosixPath]:
-    """The image files among zip member names, minus junk (``__MACOSX``, hidden entries).
+def image_members(names: Iterable[str]) -> list[str]:
+    """The image files among zip member names, minus junk (``__MACOSX``, hidden entries), as
+    ``/``-separated paths without empty or ``.`` components (a normal name is kept as is).
 
     An absolute name or one with a ``..`` component is an :class:`InvalidDataset` naming it.
+    Plain strings, not ``PurePosixPath``: a quarter of the memory and time at 250,000 entries.
     """
     keep = []
     for name in names:
-        p = PurePosixPath(name)
-        if p.is_absolute() or ".." in p.parts:
+        parts = name.split("/")
+        if name.startswith("/") or ".." in parts:
             raise InvalidDataset(
                 f"unsafe entry name {shown(name)}: absolute paths and '..' are not allowed"
             )
         if name.endswith("/"):
             continue
-        if any(part.startswith(".") or part == "__MACOSX" for part in p.parts):
+        if "" in parts or "." in parts:  # 'a//b', './a': written as PurePosixPath would
+            parts = [part for part in parts if part not in ("", ".")]
+            name = "/".join(parts)
+            if not parts:
+                continue
+        if name.startswith(".") or "/." in name or "__MACOSX" in parts:
             continue
-        if p.suffix.lower() in IMAGE_SUFFIXES:
-            keep.append(p)
+        last = parts[-1]
+        dot = last.rfind(".")
+        if 0 < dot < len(last) - 1 and last[dot:].lower() in IMAGE_SUFFIXES:
+            keep.append(name)
     return keep
 
 
-def strip_wrapper(paths: list[PurePosixPath]) -> tuple[str, list[PurePosixPath]]:
+def strip_wrapper(paths: list[str]) -> tuple[str, list[str]]:
     """Removes one single top-level folder that wraps every image; returns (prefix, paths).
 
     A lone ``support/`` folder is not a wrapper: it is a task without a ``query/`` folder.
     """
-    tops = {p.parts[0] for p in paths}
-    if len(tops) == 1 and tops != {"support"} and all(len(p.parts) > 2 for p in paths):
+    tops = {p.partition("/")[0] for p in paths}
+    if len(tops) == 1 and tops != {"support"} and all(p.count("/") >= 2 for p in paths):
         top = next(iter(tops))
-        return top + "/", [PurePosixPath(*p.parts[1:]) for p in paths]
+        return top + "/", [p[len(top) + 1 :] for p in paths]
     return "", paths
 
 
-def leaf_classes(paths: Sequence[PurePosixPath], prefix: str) -> dict[str, list[str]]:
+def leaf_classes(paths: Sequence[str], prefix: str) -> dict[str, list[str]]:
     """Maps each leaf class folder of ``paths`` to the member names (``prefix`` + path)."""
     classes: dict[str, list[str]] = {}
     for p in paths:
-        if len(p.parts) < 2:
+        folder, sep, _ = p.rpartition("/")
+        if not sep:
             continue  # an image at the root belongs to no class
-        classes.setdefault(str(p.parent), []).append(prefix + str(p))
+        classes.setdefault(folder, []).append(prefix + p)
     # A folder holding images *and* sub-folders of images is not a leaf: its images are ignored.
-    # Linear in the entries: collect every folder's ancestors once, instead of comparing pairs.
-    inner = {str(parent) for folder in classes for parent in PurePosixPath(folder).parents}
+    # Linear in the entries: collect every folder's ancestors once, instead of comparing pairs
+    # (and stop climbing at an ancestor already collected: its own ancestors are there too).
+    inner: set[str] = set()
+    for folder in classes:
+        head, sep, _ = folder.rpartition("/")
+        while sep and head not in inner:
+            inner.add(head)
+            head, sep, _ = head.rpartition("/")
     return {folder: sorted(members) for folder, members in classes.items() if folder not in inner}
 
 
-def is_task(paths: Sequence[PurePosixPath]) -> bool:
+def is_task(paths: Sequence[str]) -> bool:
     """True when the (stripped) top-level folders are ``support`` and optionally ``query``."""
-    tops = {p.parts[0] for p in paths if len(p.parts) > 1}
+    tops = {p.partition("/")[0] for p in paths if "/" in p}
     return "support" in tops and tops <= {"support", "query"}
 
 
@@ -143,13 +158,14 @@ def scan_layout(names: Iterable[str]) -> Layout:
                 "(e.g. cat/1.png, dog/1.png or Alphabet/character01/1.png)"
             )
         return Layout(kind="classes", members=members)
-    split: dict[str, list[PurePosixPath]] = {"support": [], "query": []}
+    split: dict[str, list[str]] = {"support": [], "query": []}
     for p in paths:
-        if len(p.parts) == 1:
+        top, sep, rest = p.partition("/")
+        if not sep:
             raise InvalidDataset(
                 f"{prefix}{p} is outside support/ and query/ (task layout expected)"
             )
-        split[p.parts[0]].append(PurePosixPath(*p.parts[1:]))
+        split[top].append(rest)
     support = leaf_classes(split["support"], prefix + "support/")
     if not support:
         raise InvalidDataset("support/ holds no class folders with images")

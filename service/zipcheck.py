@@ -3,15 +3,16 @@
 A zip of a few MB can declare a billion entries, a 1 GiB PNG chunk or a 100000x100000 image.
 :func:`check_zip` refuses those from numbers it reads before the data they describe:
 
-1. The central directory, walked entry by entry (:mod:`service.zipdir`) before ``ZipFile``
-   keeps it: the number of entries, each entry's folder depth, each image's declared
-   uncompressed size, and the sum of all declared sizes.
+1. The central directory, walked entry by entry (:mod:`service.zipdir`; no ``ZipFile``, which
+   would keep it all first): the number of entries, each entry's folder depth, each image's
+   declared uncompressed size, and the sum of all declared sizes.
 2. The class layout, from the names alone (:func:`service.layout.scan_layout`).
-3. Each image, read through a :class:`BoundedReader` that stops past its declared size: the
-   header is parsed, its width x height checked, and only then ``verify()`` (PNG chunk CRCs;
-   pixel data is never decompressed).
+3. Each image of the layout (a second walk), read through a :class:`BoundedReader` that stops
+   past its declared size: the header is parsed, its width x height checked, and only then
+   ``verify()`` (PNG chunk CRCs; pixel data is never decompressed).
 
-Memory is bounded by the entry limit and one image's bytes, not by the upload.
+Memory is bounded by the entry limit (the names) and one image's bytes, not by the upload:
+``benchmarks/upload_memory.py`` measures it.
 
 Example:
     >>> check_zip(Path("deep.zip"), UploadLimits(max_folder_depth=2))  # doctest: +SKIP
@@ -33,7 +34,7 @@ from service.errors import InvalidDataset, UploadTooLarge
 from service.ids import shown
 from service.layout import IMAGE_SUFFIXES, Layout, scan_layout
 from service.settings import Settings
-from service.zipdir import find_directory, iter_entries
+from service.zipdir import Directory, Entry, find_directory, iter_entries, open_member
 
 # What a broken image can raise from PIL or the zip reader (CRC errors surface as BadZipFile,
 # also where a directory entry understates the size: zipfile stops there, the CRC differs).
@@ -42,6 +43,7 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zipfile.BadZipFile
 # on the output of each call (bzip2 and lzma do not: a few KB can inflate to GBs in one call).
 _METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
 _ENCRYPTED = 0x1
+_ONE_PIECE = 1024 * 1024
 
 
 def _default(name: str) -> int:
@@ -90,31 +92,30 @@ def check_zip(path: Path, limits: UploadLimits | None = None) -> Layout:
     """
     limits = limits or UploadLimits()
     try:
-        fh = path.open("rb")
+        directory_fh, data_fh = path.open("rb"), path.open("rb")
     except OSError:
         raise InvalidDataset("the upload is not a zip archive") from None
-    with fh:
+    with directory_fh, data_fh:
         try:
-            names = _check_directory(fh, limits)
+            directory = find_directory(directory_fh)
+            names = _check_directory(directory_fh, directory, limits)
         except zipfile.BadZipFile:
             raise InvalidDataset("the upload is not a zip archive") from None
         layout = scan_layout(names)
-        del names  # the layout keeps what it needs; the directory is read again below
-        try:
-            zf = zipfile.ZipFile(fh)
-        except (zipfile.BadZipFile, OSError):
-            raise InvalidDataset("the upload is not a zip archive") from None
-        with zf:
-            if len(zf.filelist) > limits.max_upload_entries:  # a second reader must agree
-                raise _too_many_entries(len(zf.filelist), limits)
-            for name in layout.all_members():
-                _check_image(zf, name, limits)
+        del names  # the layout keeps what it needs
+        wanted = set(layout.all_members())
+        unseen = set(wanted)
+        for entry in iter_entries(directory_fh, directory):  # read once already: it is sound
+            if entry.name in wanted:  # every copy of a repeated name: zipfile reads the last
+                _check_image(data_fh, entry, limits)
+                unseen.discard(entry.name)
+        if unseen:  # the layout must name entries exactly as the directory does
+            raise InvalidDataset(f"{shown(min(unseen))}: no such entry in the zip's directory")
     return layout
 
 
-def _check_directory(fh: BinaryIO, limits: UploadLimits) -> list[str]:
+def _check_directory(fh: BinaryIO, directory: Directory, limits: UploadLimits) -> list[str]:
     """Entry names, once count, depth, sizes and methods are within ``limits``."""
-    directory = find_directory(fh)
     if directory.count > limits.max_upload_entries:
         raise _too_many_entries(directory.count, limits)
     names: list[str] = []
@@ -148,6 +149,10 @@ def _is_image(name: str) -> bool:
 
 
 def _check_image_entry(name: str, flags: int, method: int, size: int, limits: UploadLimits) -> None:
+    # The layout writes 'a//b.png' as 'a/b.png', which zipfile could not open: refused by name.
+    # (An absolute name is refused by the layout, with its own reason.)
+    if not name.startswith("/") and ("//" in name or name.startswith("./") or "/./" in name):
+        raise InvalidDataset(f"{shown(name)}: empty or '.' folder names are not allowed")
     if flags & _ENCRYPTED:
         raise InvalidDataset(f"{shown(name)} is encrypted; upload a zip without a password")
     if method not in _METHODS:
@@ -162,16 +167,14 @@ def _check_image_entry(name: str, flags: int, method: int, size: int, limits: Up
         )
 
 
-def _check_image(zf: zipfile.ZipFile, name: str, limits: UploadLimits) -> None:
-    """Parses the header of image ``name``, checks its pixels, then verifies it."""
+def _check_image(data: BinaryIO, entry: Entry, limits: UploadLimits) -> None:
+    """Parses the header of image ``entry``, checks its pixels, then verifies it."""
+    name = entry.name
     try:
-        info = zf.getinfo(name)
-    except KeyError:
-        raise InvalidDataset(f"{shown(name)}: the zip's directory is inconsistent") from None
-    _check_image_entry(name, info.flag_bits, info.compress_type, info.file_size, limits)
-    try:
-        with zf.open(info) as raw:
-            fh = BoundedReader(raw, info.file_size, name)
+        with open_member(data, entry) as raw:
+            bounded = BoundedReader(raw, entry.file_size, name)
+            # A small image is read in one piece: PIL's dozen small reads then cost nothing.
+            fh = io.BytesIO(bounded.read()) if entry.file_size <= _ONE_PIECE else bounded
             with Image.open(cast(IO[bytes], fh)) as img:
                 width, height = img.size
                 if width * height > limits.max_image_pixels:
@@ -214,7 +217,7 @@ class BoundedReader(io.RawIOBase):
         service.errors.InvalidDataset: 'a' inflates to more than the 5 bytes its zip entry declares
     """
 
-    def __init__(self, raw: IO[bytes], limit: int, name: str) -> None:
+    def __init__(self, raw: IO[bytes] | io.BufferedIOBase, limit: int, name: str) -> None:
         super().__init__()
         self._raw = raw
         self.limit = limit

@@ -141,3 +141,8 @@ def test_deeply_nested_leaves_among_many_folders() -> None:
     layout = scan_layout(names)
     assert len(layout.classes) == 3000 and "g0/c0/deeper" in layout.classes
     assert "g0/c0" not in layout.classes and "g0" not in layout.classes
+
+
+def test_empty_and_dot_components_are_dropped_as_pathlib_would() -> None:
+    layout = scan_layout(["w//cat/1.png", "./w/dog/./2.png", "w/dog/3.png"])
+    assert layout.members == {"cat": ["w/cat/1.png"], "dog": ["w/dog/2.png", "w/dog/3.png"]}

@@ -199,3 +199,29 @@ def test_not_a_zip(tmp_path: Path) -> None:
         check_zip(Zips.write(tmp_path / "x.zip", b"hello" * 100))
     with pytest.raises(InvalidDataset, match="not a zip archive"):
         check_zip(tmp_path / "missing.zip")
+
+
+@pytest.mark.parametrize("odd", ["a//b/1.png", "./a/1.png", "a/./1.png"])
+def test_names_the_layout_would_rewrite_are_refused(tmp_path: Path, odd: str) -> None:
+    path = _zip(tmp_path, {"c/1.png": PNG, odd: pixel_bomb_png()})
+    with pytest.raises(InvalidDataset, match=r"empty or '\.' folder names are not allowed"):
+        check_zip(path)
+
+
+def test_every_copy_of_a_repeated_name_is_checked(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf, pytest.warns(UserWarning, match="Duplicate name"):
+        zf.writestr("a/1.png", PNG)
+        zf.writestr("b/1.png", PNG)
+        zf.writestr("b/1.png", pixel_bomb_png())  # the copy zipfile (and so a worker) reads
+    with pytest.raises(UploadTooLarge, match=r"^'b/1.png' declares more than"):
+        check_zip(Zips.write(tmp_path / "dup.zip", buf.getvalue()))
+
+
+def test_a_layout_member_missing_from_the_directory_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ghost = Layout(kind="classes", members={"a": ["a/1.png"], "b": ["b/ghost.png"]})
+    monkeypatch.setattr("service.zipcheck.scan_layout", lambda names: ghost)
+    with pytest.raises(InvalidDataset, match=r"^'b/ghost.png': no such entry"):
+        check_zip(_zip(tmp_path, {"a/1.png": PNG, "b/1.png": PNG}))
