@@ -1,20 +1,27 @@
-"""A search job with cost bounds, run by the worker code on real Redis (both) and real Ray."""
+"""A search job with cost bounds, run by the worker code on real Redis (both) and real Ray;
+the driver's supernet cache under concurrent searches."""
 
 from __future__ import annotations
 
 import io
 import json
+import threading
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import ray
 import redis
+import torch
 
 from atnas.cost import arch_cost
 from atnas.limits import cheapest
 from atnas.metatrain import MetaState
+from atnas.supernet import Supernet
 from service.artifacts import ArtifactStore
 from service.datasets import DatasetStore
 from service.jobs import JobRecord, JobStore
@@ -30,8 +37,10 @@ from service.schemas import (
 from service.settings import Settings
 from tests.atnas.conftest import tiny_state
 from tests.conftest import Zips
+from workers import search_job
 from workers.context import WorkerContext
 from workers.dispatcher import Dispatcher
+from workers.holder import Blob, supernet_from_blob, to_blob
 from workers.meta_train_job import cost_floor
 from workers.search_job import SUPERNET_ARTIFACT, run_search
 
@@ -162,3 +171,31 @@ def test_a_bound_no_net_meets_fails_the_job_with_one_line(
     assert failed.status is JobStatus.failed and failed.error is not None
     assert fragment in failed.error and "\n" not in failed.error
     assert "internal error" not in failed.error
+
+
+def test_searches_that_start_at_once_build_their_supernet_once(
+    ray_address: str, state: MetaState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = []
+
+    def slow_build(blob: Blob, device: torch.device) -> Supernet:
+        built.append(device)
+        time.sleep(0.2)  # long enough for every thread to ask meanwhile
+        return supernet_from_blob(blob, device)
+
+    monkeypatch.setattr(search_job, "supernet_from_blob", slow_build)
+    ref = ray.put(to_blob(state))
+    supernet_id = f"s-{uuid.uuid4().hex}"
+    start = threading.Barrier(4)
+    got: list[MetaState] = []
+
+    def ask() -> None:
+        start.wait()
+        got.append(search_job._state_from_blob(supernet_id, ref))
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(built) == 1 and len(got) == 4 and all(s is got[0] for s in got)
