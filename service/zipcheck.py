@@ -7,7 +7,8 @@ A zip of a few MB can declare a billion entries, a 1 GiB PNG chunk or a 100000x1
    would keep it all first): the number of entries, each entry's folder depth, each image's
    declared uncompressed size, and the sum of all declared sizes.
 2. The class layout, from the names alone (:func:`service.layout.scan_layout`).
-3. Each image of the layout (a second walk), read through a :class:`BoundedReader` that stops
+3. Each image of the layout (a second walk), opened from its record with zipfile's own inflater
+   (:func:`service.zipdir.open_member`) and read through a :class:`BoundedReader` that stops
    past its declared size: the header is parsed, its width x height checked, and only then
    ``verify()`` (PNG chunk CRCs; pixel data is never decompressed).
 
@@ -92,25 +93,19 @@ def check_zip(path: Path, limits: UploadLimits | None = None) -> Layout:
     """
     limits = limits or UploadLimits()
     try:
-        directory_fh, data_fh = path.open("rb"), path.open("rb")
+        fh = path.open("rb")
     except OSError:
         raise InvalidDataset("the upload is not a zip archive") from None
-    with directory_fh, data_fh:
+    # Two handles: one walks the directory while the other reads the images it names.
+    with fh, path.open("rb") as data:
         try:
-            directory = find_directory(directory_fh)
-            names = _check_directory(directory_fh, directory, limits)
-        except zipfile.BadZipFile:
+            directory = find_directory(fh)
+            names = _check_directory(fh, directory, limits)
+            layout = scan_layout(names)
+            del names  # the layout keeps what it needs
+            _check_images(fh, data, directory, set(layout.all_members()), limits)
+        except zipfile.BadZipFile:  # of the directory; an image's own is named in its reason
             raise InvalidDataset("the upload is not a zip archive") from None
-        layout = scan_layout(names)
-        del names  # the layout keeps what it needs
-        wanted = set(layout.all_members())
-        unseen = set(wanted)
-        for entry in iter_entries(directory_fh, directory):  # read once already: it is sound
-            if entry.name in wanted:  # every copy of a repeated name: zipfile reads the last
-                _check_image(data_fh, entry, limits)
-                unseen.discard(entry.name)
-        if unseen:  # the layout must name entries exactly as the directory does
-            raise InvalidDataset(f"{shown(min(unseen))}: no such entry in the zip's directory")
     return layout
 
 
@@ -141,6 +136,19 @@ def _check_directory(fh: BinaryIO, directory: Directory, limits: UploadLimits) -
             )
         names.append(name)
     return names
+
+
+def _check_images(
+    fh: BinaryIO, data: BinaryIO, directory: Directory, wanted: set[str], limits: UploadLimits
+) -> None:
+    """Checks every entry of the directory that ``wanted`` names (a second walk)."""
+    unseen = set(wanted)
+    for entry in iter_entries(fh, directory):
+        if entry.name in wanted:  # every copy of a repeated name: zipfile reads the last
+            _check_image(data, entry, limits)
+            unseen.discard(entry.name)
+    if unseen:  # the layout must name entries exactly as the directory does
+        raise InvalidDataset(f"{shown(min(unseen))}: no such entry in the zip's directory")
 
 
 def _is_image(name: str) -> bool:
@@ -222,7 +230,7 @@ class BoundedReader(io.RawIOBase):
         self._raw = raw
         self.limit = limit
         self.name = name
-        self.position = 0  # the furthest a read has reached is what was inflated
+        self.position = 0  # bytes of the member before the next read; past limit: a lie
 
     def readable(self) -> bool:
         return True

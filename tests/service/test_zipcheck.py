@@ -225,3 +225,23 @@ def test_a_layout_member_missing_from_the_directory_is_refused(
     monkeypatch.setattr("service.zipcheck.scan_layout", lambda names: ghost)
     with pytest.raises(InvalidDataset, match=r"^'b/ghost.png': no such entry"):
         check_zip(_zip(tmp_path, {"a/1.png": PNG, "b/1.png": PNG}))
+
+
+def test_jpegs_and_pngs_read_in_one_piece_or_streamed(tmp_path: Path) -> None:
+    import random
+
+    from PIL import Image
+
+    def noise(size: int, fmt: str) -> bytes:
+        img = Image.frombytes("RGB", (size, size), random.Random(size).randbytes(3 * size * size))
+        buf = io.BytesIO()
+        img.save(buf, format=fmt, quality=95)
+        return buf.getvalue()
+
+    big_jpeg, big_png = noise(1200, "JPEG"), noise(700, "PNG")
+    assert min(len(big_jpeg), len(big_png)) > MiB  # past the one-piece size: streamed
+    members = {"a/1.jpg": noise(16, "JPEG"), "a/2.jpeg": big_jpeg, "b/1.png": big_png}
+    assert check_zip(_zip(tmp_path, members)).counts == {"a": 2, "b": 1}
+    members["b/1.png"] = big_png[: len(big_png) // 2]  # cut: verify finds it out
+    with pytest.raises(InvalidDataset, match=r"^b/1\.png: not a readable image"):
+        check_zip(_zip(tmp_path, members))
