@@ -7,7 +7,7 @@ from typing import Any
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from service.auth import OPEN_TENANT
 from service.datasets import DatasetStore, UploadSink
@@ -118,6 +118,8 @@ async def receive_dataset(
                     raise UploadTooLarge(f"the upload exceeds the limit of {max_bytes} bytes")
                 parser.write(chunk)
             parser.finalize()
+        except ClientDisconnect:  # nobody reads the answer; a 4xx, not an "unhandled" trace
+            raise InvalidInput("the client disconnected before the upload finished") from None
         except MultipartParseError as exc:
             raise InvalidInput(f"malformed multipart body ({exc})") from None
         if not part.seen:
