@@ -12,8 +12,10 @@ import ray
 from service.artifacts import ArtifactStore
 from service.datasets import DatasetStore
 from service.jobs import JobStore
+from service.schemas import ArtifactInfo
 from service.settings import Settings
 from workers.evaluators import EvaluatorPool
+from workers.reasons import StorageError
 from workers.runtime import cluster_gpus, default_evaluators
 
 HOLDER_NAME = "atnas-supernet-holder"
@@ -36,6 +38,19 @@ class WorkerContext:
         path = self.settings.data_dir / "work" / job_id
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def store(self, job_id: str, name: str, content: Path | bytes) -> ArtifactInfo:
+        """Stores artifact ``name`` of the job from a file or bytes.
+
+        A store that cannot take it (disk full, read-only) raises :class:`StorageError`
+        naming the artifact, which fails the job with that one line.
+        """
+        try:
+            if isinstance(content, bytes):
+                return self.artifacts.put_bytes(job_id, name, content)
+            return self.artifacts.put_file(job_id, name, content)
+        except OSError as exc:
+            raise StorageError(f"could not store artifact {name}: {exc.strerror or exc}") from exc
 
     @property
     def holder(self) -> Any:

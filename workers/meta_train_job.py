@@ -278,9 +278,9 @@ def run_meta_train(ctx: WorkerContext, job: JobRecord, cpus: float = 1.0) -> dic
     progress.report("export", force=True)
     with result.checkpoint.as_directory() as d:
         state, _ = MetaState.load(Path(d) / CHECKPOINT)
-        info = ctx.artifacts.put_file(job.id, CHECKPOINT, Path(d) / CHECKPOINT)
+        info = ctx.store(job.id, CHECKPOINT, Path(d) / CHECKPOINT)
     report = state.report()
-    meta = ctx.artifacts.put_bytes(job.id, "meta.json", json.dumps(report, indent=2).encode())
+    meta = ctx.store(job.id, "meta.json", json.dumps(report, indent=2).encode())
     best = state.ranked()[0]
     return {
         "iterations": state.iteration,

@@ -20,6 +20,10 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 _TRACEBACK = "Traceback (most recent call last)"
 
 
+class StorageError(Exception):
+    """A job's output could not be stored (disk full, read-only); the message names which."""
+
+
 def one_line(text: str, limit: int = MAX_CHARS) -> str:
     """``text`` as one line of at most ``limit`` characters.
 
@@ -36,9 +40,9 @@ def one_line(text: str, limit: int = MAX_CHARS) -> str:
 
 def reason(exc: BaseException) -> str:
     """What a user is told about ``exc``: its own message when it was raised on purpose
-    (atnas and service errors), the failed file operation for an ``OSError``, else a
-    pointer to the worker log (which has the traceback)."""
-    if isinstance(exc, AtnasError | ServiceError):
+    (atnas, service and storage errors), the failed file operation for an ``OSError``, else
+    a pointer to the worker log (which has the traceback)."""
+    if isinstance(exc, AtnasError | ServiceError | StorageError):
         return one_line(str(exc))
     if isinstance(exc, OSError):
         return one_line(f"storage error: {exc}")

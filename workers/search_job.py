@@ -94,7 +94,7 @@ def run_search(ctx: WorkerContext, job: JobRecord) -> dict[str, Any]:
     progress.report("export", best_fitness=outcome.result.value, force=True)
     out = ctx.work_dir(job.id) / "export"
     files = pipeline.export_outcome(out, state, outcome)
-    infos = [ctx.artifacts.put_file(job.id, name, p) for name, p in files.items()]
+    infos = [ctx.store(job.id, name, p) for name, p in files.items()]
     return _summary(outcome, [i.name for i in infos])
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from atnas.errors import DatasetError
 from service.errors import InvalidSpec
-from workers.reasons import MAX_CHARS, one_line, reason
+from workers.reasons import MAX_CHARS, StorageError, one_line, reason
 
 # What str() of a Ray Tune trial error looked like (issue 7): a coloured remote traceback.
 TUNE_ERROR = (
@@ -51,9 +51,13 @@ def test_one_line(text: str, expected: str) -> None:
             OSError(28, "No space left on device", "/data/artifacts/j/supernet.pt"),
             "storage error: [Errno 28] No space left on device: '/data/artifacts/j/supernet.pt'",
         ),
+        (
+            StorageError("could not store artifact a: Read-only"),
+            "could not store artifact a: Read-only",
+        ),
         (KeyError("spec"), "internal error (KeyError: 'spec'); see the worker log"),
     ],
-    ids=["atnas", "service", "disk", "bug"],
+    ids=["atnas", "service", "disk", "store", "bug"],
 )
 def test_reason(exc: Exception, expected: str) -> None:
     assert reason(exc) == expected
