@@ -14,19 +14,30 @@ Measured (150 s budgets, docs/results/sweep-2026-11-26.jsonl): without the sandw
 best encode scored 21 points lower at 5w1s, and with fitness overwritten each round 10 lower.
 The config, members and meta-state live in :mod:`atnas.metastate`; the sandwich paths and the
 initial population in :mod:`atnas.population`.
+
+Data-parallel: given a :class:`atnas.collective.Collective` of N workers, each holds a replica
+and takes a share of the meta-batch's tasks (and of the EA's evaluations); the sums are
+all-reduced, so every replica takes the same step and keeps the same population. Each slot of
+a meta-batch draws its encode and task from its own generator (:func:`slot_rng`, from the seed
+and the slot's place), so a worker samples only its own slots' tasks and any N gives the same
+run as one worker, to float rounding.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from atnas.errors import CheckpointError, ConfigError
+from atnas.collective import Collective, Single, all_reduce_grads_, same_everywhere, shard
+from atnas.cost import arch_cost
+from atnas.errors import Cancelled, CheckpointError, ConfigError
 from atnas.evolution import breed_with_parents, random_encode
 from atnas.learner import InnerConfig, adapt, score, start_weights
 from atnas.meta import accumulate_meta_grad
@@ -45,11 +56,32 @@ __all__ = [
     "Progress",
     "initial_population",
     "narrowest",
+    "slot_rng",
     "task_accuracy",
     "widest",
 ]
 
 log = logging.getLogger(__name__)
+
+SLOT_STREAM = 1  # spawn-key tag of the per-slot generators (the run's own generator has none)
+# The fixed cost of one task, in MACs of the subnet, when work is shared between workers. On
+# one CPU thread (default preset, 28 px, 5-way 1-shot) a FOMAML task took about 10 ms plus
+# 4.5 ms per million MACs: 2M MACs' worth of fixed cost.
+TASK_OVERHEAD_MACS = 2_000_000
+
+
+def slot_rng(seed: int, iteration: int, slot: int) -> np.random.Generator:
+    """The generator of one slot of one meta-batch: it picks the slot's encode, then its task.
+
+    It depends on the run's seed and the slot's place only, so each worker draws just its own
+    slots' tasks while all of them agree on every slot's encode, however many there are.
+
+    >>> float(slot_rng(0, 3, 1).random()) == float(slot_rng(0, 3, 1).random())
+    True
+    """
+    return np.random.default_rng(
+        np.random.SeedSequence(seed, spawn_key=(SLOT_STREAM, iteration, slot))
+    )
 
 
 def task_accuracy(
@@ -73,13 +105,16 @@ class MetaTrainer:
         train: TaskSampler,
         fitness: TaskSampler | None,
         device: torch.device | None = None,
+        collective: Collective | None = None,
     ) -> None:
         if config.fixed_encode is None and fitness is None:
             raise ConfigError("evolution needs a fitness task sampler (held-out classes)")
         if config.fixed_encode is not None:
             space.validate(config.fixed_encode)
         self.device = device or torch.device("cpu")
+        self.collective = collective or Single()
         self.train, self.fitness = train, fitness
+        self._costs: dict[Encode, float] = {}
         self.rng = np.random.default_rng(config.seed)
         net = Supernet(space, seed=config.seed).to(self.device)
         if config.fixed_encode is not None:
@@ -112,15 +147,19 @@ class MetaTrainer:
         train: TaskSampler,
         fitness: TaskSampler | None,
         device: torch.device | None = None,
+        collective: Collective | None = None,
     ) -> MetaTrainer:
-        """Continues the run saved at ``path``; ``config`` may only change the budgets."""
+        """Continues the run saved at ``path``; ``config`` may only change the budgets.
+
+        Any number of workers may resume a checkpoint, each from its own copy of the file.
+        """
         state, extra = MetaState.load(path)
         if state.config.run_identity() != config.run_identity():
             raise CheckpointError(
                 f"{path}: the checkpoint belongs to a run with other settings; "
                 "only budget_seconds, iterations and checkpoint_every may change on resume"
             )
-        trainer = cls(state.space, config, train, fitness, device)
+        trainer = cls(state.space, config, train, fitness, device, collective)
         state.config = config
         state.supernet.to(trainer.device)
         trainer.state = state
@@ -138,31 +177,83 @@ class MetaTrainer:
             and elapsed0 + time.perf_counter() - started >= cfg.budget_seconds
         )
 
-    def _pick_encode(self, slot: int) -> Encode:
+    def _fingerprint(self) -> list[float]:
+        """Numbers that differ when two workers do not hold the same run (iteration,
+        population, generator, weights)."""
+        st = self.state
+        text = json.dumps(
+            [
+                st.iteration,
+                [(m.encode.key(), m.fitness, m.weight) for m in st.population],
+                self.rng.bit_generator.state,
+            ],
+            sort_keys=True,
+        )
+        weights = sum(float(p.detach().double().sum()) for p in st.supernet.parameters())
+        return [float(st.iteration), float(zlib.crc32(text.encode())), weights]
+
+    def _pick_encode(self, slot: int, rng: np.random.Generator) -> Encode:
         cfg, st = self.config, self.state
         if cfg.fixed_encode is None and cfg.sandwich and slot < 2 and cfg.meta_batch >= 3:
             # The sandwich rule: the widest and a narrowest path train in every meta-batch,
             # so that the whole width range (Conv-4 included) stays usable.
-            return widest(st.space) if slot == 0 else narrowest(st.space, self.rng)
-        if cfg.fixed_encode is None and self.rng.random() < cfg.explore:
-            return random_encode(st.space, self.rng)
-        return st.population[int(self.rng.integers(len(st.population)))].encode
+            return widest(st.space) if slot == 0 else narrowest(st.space, rng)
+        if cfg.fixed_encode is None and rng.random() < cfg.explore:
+            return random_encode(st.space, rng)
+        return st.population[int(rng.integers(len(st.population)))].encode
+
+    def _cost(self, encode: Encode) -> float:
+        """What one task on ``encode`` costs, to share work evenly between workers."""
+        if encode not in self._costs:
+            cfg = self.config
+            macs = arch_cost(self.state.space, encode, cfg.image_size, cfg.way).flops
+            self._costs[encode] = float(macs + TASK_OVERHEAD_MACS)
+        return self._costs[encode]
 
     def meta_step(self) -> tuple[float, float]:
-        """One meta-iteration over a batch of tasks; returns mean query (loss, accuracy)."""
-        cfg = self.config
+        """One meta-iteration over a batch of tasks; returns mean query (loss, accuracy).
+
+        Every worker picks every slot's encode; each samples and trains its own slots' tasks
+        (scaled by 1 / meta_batch), and one all-reduce sums the gradients and the losses.
+        """
+        cfg, st, col = self.config, self.state, self.collective
         self.optimizer.zero_grad(set_to_none=True)
-        losses, accs = [], []
-        for slot in range(cfg.meta_batch):
-            encode = self._pick_encode(slot)
-            task = self.train.sample(self.rng).to(self.device)
+        rngs = [slot_rng(cfg.seed, st.iteration, slot) for slot in range(cfg.meta_batch)]
+        encodes = [self._pick_encode(slot, rng) for slot, rng in enumerate(rngs)]
+        owner = shard([self._cost(e) for e in encodes], col.world)
+        loss = acc = 0.0
+        for slot, (encode, rng) in enumerate(zip(encodes, rngs, strict=True)):
+            if owner[slot] != col.rank:
+                continue
+            task = self.train.sample(rng).to(self.device)
             out = accumulate_meta_grad(
-                self.state.supernet, encode, task, cfg.inner, cfg.algorithm, 1.0 / cfg.meta_batch
+                st.supernet, encode, task, cfg.inner, cfg.algorithm, 1.0 / cfg.meta_batch
             )
-            losses.append(out.loss)
-            accs.append(out.acc)
+            loss += out.loss
+            acc += out.acc
+        params = list(st.supernet.parameters())
+        sums = all_reduce_grads_(
+            col, params, torch.tensor([loss, acc], dtype=params[0].dtype, device=self.device)
+        )
         self.optimizer.step()
-        return float(np.mean(losses)), float(np.mean(accs))
+        loss, acc = sums.tolist() if col.world > 1 else (loss, acc)
+        return loss / cfg.meta_batch, acc / cfg.meta_batch
+
+    def _accuracies(self, encodes: list[Encode], tasks: list[Task]) -> np.ndarray:
+        """Query accuracy of every encode on every task after adaptation, (E, T); each worker
+        scores its share of the pairs and one all-reduce gathers them."""
+        col, inner = self.collective, self.config.inner
+        pairs = [(i, j) for i in range(len(encodes)) for j in range(len(tasks))]
+        owner = shard([self._cost(encodes[i]) for i, _ in pairs], col.world)
+        on_device: dict[int, Task] = {}
+        accs = [0.0] * len(pairs)
+        for k, (i, j) in enumerate(pairs):
+            if owner[k] == col.rank:
+                task = on_device.setdefault(j, tasks[j].to(self.device))
+                accs[k] = task_accuracy(self.state.supernet, encodes[i], task, inner)[0]
+        out = torch.tensor(accs, dtype=torch.float64, device=col.device)
+        col.all_reduce_sum_(out)  # x + 0.0 is exact: every worker gets the very same scores
+        return out.cpu().numpy().reshape(len(encodes), len(tasks))
 
     def evolve(self) -> None:
         """One EA round: score population + offspring on the same fresh tasks; keep the best.
@@ -177,21 +268,20 @@ class MetaTrainer:
         parents = {m.encode: m for m in st.population}
         known = [m.fitness if m.fitness is not None else 0.0 for m in st.population]
         bred = breed_with_parents(st.space, list(parents), known, cfg.offspring, self.rng)
-        tasks = [self.fitness.sample(self.rng).to(self.device) for _ in range(cfg.ea_tasks)]
+        tasks = [self.fitness.sample(self.rng) for _ in range(cfg.ea_tasks)]
+        scores = self._accuracies(
+            [m.encode for m in st.population] + [child for child, _ in bred], tasks
+        )
         k = float(cfg.ea_tasks)
         updated: list[Member] = []
-        for m in st.population:
-            acc = float(
-                np.mean([task_accuracy(st.supernet, m.encode, t, cfg.inner)[0] for t in tasks])
-            )
+        for row, m in enumerate(st.population):
+            acc = float(np.mean(scores[row]))
             w0 = cfg.fitness_memory * m.weight if m.fitness is not None else 0.0
             f0 = m.fitness or 0.0
             updated.append(Member(m.encode, (w0 * f0 + k * acc) / (w0 + k), w0 + k))
         by_encode = {m.encode: m for m in updated}
-        for child, origin in bred:
-            acc = float(
-                np.mean([task_accuracy(st.supernet, child, t, cfg.inner)[0] for t in tasks])
-            )
+        for row, (child, origin) in enumerate(bred, start=len(st.population)):
+            acc = float(np.mean(scores[row]))
             fs = [by_encode[p].fitness for p in origin if by_encode[p].fitness is not None]
             w0 = k / 2 if fs else 0.0
             f0 = float(np.mean(fs)) if fs else 0.0  # type: ignore[arg-type]
@@ -211,16 +301,34 @@ class MetaTrainer:
         self,
         on_progress: Callable[[Progress], None] | None = None,
         checkpoint_path: str | Path | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> MetaState:
         """Trains until the budget is spent; checkpoints every ``checkpoint_every`` iterations.
 
-        ``on_progress`` is called after every iteration; raising :class:`atnas.errors.Cancelled`
-        from it stops the run (after a final checkpoint).
+        ``on_progress`` is called after every iteration (on each worker that passes one, with
+        the loss and accuracy of the whole meta-batch). The run stops with
+        :class:`atnas.errors.Cancelled`, after a final checkpoint, once ``should_stop``
+        returns True or ``on_progress`` raises ``Cancelled`` on any worker: the workers agree
+        on it (and on the end of the time budget) before every iteration, so none is left
+        waiting in a collective call. Only rank 0 writes ``checkpoint_path``.
         """
-        cfg, st = self.config, self.state
+        cfg, st, col = self.config, self.state, self.collective
+        if col.world > 1 and not same_everywhere(col, self._fingerprint()):
+            raise CheckpointError(
+                "the workers do not start from the same state: every worker must resume "
+                "the same checkpoint (or none)"
+            )
+        writes = checkpoint_path if col.rank == 0 else None
         started, elapsed0 = time.perf_counter(), st.elapsed
+        cancelled: Cancelled | None = None
         try:
-            while not self._done(started, elapsed0):
+            while True:
+                stop = cancelled is not None or (should_stop is not None and should_stop())
+                stop, done = self._agree(stop, self._done(started, elapsed0))
+                if stop:
+                    raise cancelled or Cancelled("meta-training was stopped")
+                if done:
+                    break
                 loss, acc = self.meta_step()
                 st.iteration += 1
                 if cfg.fixed_encode is None and st.iteration % cfg.ea_every == 0:
@@ -229,28 +337,41 @@ class MetaTrainer:
                 st.curve.append(
                     {"iteration": st.iteration, "elapsed": st.elapsed, "loss": loss, "acc": acc}
                 )
-                if checkpoint_path is not None and st.iteration % cfg.checkpoint_every == 0:
-                    self.save(checkpoint_path)
+                if writes is not None and st.iteration % cfg.checkpoint_every == 0:
+                    self.save(writes)
                 if on_progress is not None:
-                    best = st.ranked()[0].fitness
-                    on_progress(
-                        Progress(
-                            st.iteration,
-                            cfg.iterations,
-                            st.elapsed,
-                            cfg.budget_seconds,
-                            loss,
-                            acc,
-                            best,
-                            list(st.population),
-                        )
-                    )
+                    try:
+                        on_progress(self._progress(loss, acc))
+                    except Cancelled as exc:
+                        cancelled = exc  # the workers stop together, before the next step
         finally:
             st.elapsed = elapsed0 + time.perf_counter() - started
-            if checkpoint_path is not None:
-                self.save(checkpoint_path)
+            if writes is not None:
+                self.save(writes)
         if cfg.fixed_encode is None and all(m.fitness is None for m in st.population):
             self.evolve()  # a run too short for one EA round still ranks its population
-            if checkpoint_path is not None:
-                self.save(checkpoint_path)
+            if writes is not None:
+                self.save(writes)
         return st
+
+    def _agree(self, stop: bool, done: bool) -> tuple[bool, bool]:
+        """(stop, done) as agreed by all workers: raised by any of them."""
+        col = self.collective
+        if col.world == 1:
+            return stop, done
+        flags = torch.tensor([float(stop), float(done)], device=col.device)
+        col.all_reduce_sum_(flags)
+        return bool(flags[0] > 0), bool(flags[1] > 0)
+
+    def _progress(self, loss: float, acc: float) -> Progress:
+        cfg, st = self.config, self.state
+        return Progress(
+            st.iteration,
+            cfg.iterations,
+            st.elapsed,
+            cfg.budget_seconds,
+            loss,
+            acc,
+            st.ranked()[0].fitness,
+            list(st.population),
+        )

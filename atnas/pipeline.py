@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from atnas.collective import Collective
 from atnas.cost import arch_cost
 from atnas.data import ImageConfig, ImageSet, TaskData, load_images
 from atnas.errors import ConfigError, ConstraintError, DatasetError
@@ -80,6 +81,7 @@ def meta_trainer(
     checkpoint_path: str | Path | None = None,
     resume: bool = False,
     device: torch.device | None = None,
+    collective: Collective | None = None,
     **overrides: Any,
 ) -> MetaTrainer:
     """A ready :class:`MetaTrainer` for ``images`` (see :func:`meta_train` for the arguments).
@@ -104,8 +106,8 @@ def meta_trainer(
         fitness = TaskSampler(fitness_images, cfg.way, cfg.shot, cfg.query, cfg.rotations)
     device = device or default_device()
     if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
-        return MetaTrainer.resume(checkpoint_path, cfg, train, fitness, device)
-    return MetaTrainer(p.space, cfg, train, fitness, device)
+        return MetaTrainer.resume(checkpoint_path, cfg, train, fitness, device, collective)
+    return MetaTrainer(p.space, cfg, train, fitness, device, collective)
 
 
 def meta_train(
@@ -117,6 +119,8 @@ def meta_train(
     resume: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
     device: torch.device | None = None,
+    collective: Collective | None = None,
+    should_stop: Callable[[], bool] | None = None,
     **overrides: Any,
 ) -> MetaState:
     """Meta-trains a supernet and its population on ``images``.
@@ -125,6 +129,15 @@ def meta_train(
     budget_seconds=60``). With ``resume`` and an existing ``checkpoint_path`` the saved run
     continues. A share of the classes (the preset's ``fitness_fraction``) is held out to score
     the population; none of them is used for weight updates.
+
+    Data-parallel on N workers: call it on every worker with the same arguments and a
+    ``collective`` of the N (e.g. :class:`atnas.collective.TorchCollective` over the process
+    group that Ray Train set up). Each trains its share of every meta-batch; only rank 0
+    writes ``checkpoint_path``, and with ``resume`` each worker reads the checkpoint at its
+    own ``checkpoint_path`` (all must see the same file). ``should_stop`` is asked before every
+    iteration; once it returns True on any worker, all stop with
+    :class:`atnas.errors.Cancelled` (after a final checkpoint), as when ``on_progress``
+    raises ``Cancelled``.
     """
     trainer = meta_trainer(
         images,
@@ -133,9 +146,10 @@ def meta_train(
         checkpoint_path=checkpoint_path,
         resume=resume,
         device=device,
+        collective=collective,
         **overrides,
     )
-    return trainer.run(on_progress, checkpoint_path)
+    return trainer.run(on_progress, checkpoint_path, should_stop)
 
 
 @dataclass

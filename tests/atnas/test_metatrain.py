@@ -18,6 +18,7 @@ from atnas.metatrain import (
     MetaTrainer,
     Progress,
     initial_population,
+    slot_rng,
     widest,
 )
 from atnas.space import Encode, SearchSpace
@@ -228,7 +229,7 @@ def test_config_json_round_trip() -> None:
 def test_sandwich_trains_the_widest_and_a_narrowest_path_every_meta_batch() -> None:
     cfg = dataclasses.replace(CFG, meta_batch=3, explore=0.0)
     trainer = _trainer(cfg)
-    picked = [trainer._pick_encode(slot) for slot in range(cfg.meta_batch)]
+    picked = [trainer._pick_encode(slot, slot_rng(0, 0, slot)) for slot in range(cfg.meta_batch)]
     assert picked[0] == widest(SPACE) == SPACE.conv4()
     assert all(c.width == SPACE.widths[0] for c in picked[1].layers)
     trainer.meta_step()
@@ -236,7 +237,9 @@ def test_sandwich_trains_the_widest_and_a_narrowest_path_every_meta_batch() -> N
     assert conv4_w is not None and conv4_w[4:].abs().sum() > 0  # the widest channels learn
     off = _trainer(dataclasses.replace(cfg, sandwich=False))
     members = {m.encode for m in off.state.population}
-    assert all(off._pick_encode(slot) in members for slot in range(cfg.meta_batch))
+    assert all(
+        off._pick_encode(slot, slot_rng(0, 0, slot)) in members for slot in range(cfg.meta_batch)
+    )
 
 
 def test_fitness_accumulates_over_rounds_and_children_start_from_their_parents() -> None:

@@ -1,0 +1,212 @@
+"""How the replicas of one data-parallel meta-training agree: sums, stop flags, shares of work.
+
+Meta-training on N workers keeps one replica of the supernet per worker. Every worker makes the
+same random choices, takes its share of the meta-batch (and of the EA's evaluations), and the
+results are summed across workers, so every replica takes the same step. A
+:class:`Collective` is all the training loop needs for that: the worker's rank, the number of
+workers, and an in-place sum. :class:`Single` is one worker (every call a no-op);
+:class:`TorchCollective` wraps a ``torch.distributed`` process group that the caller (Ray
+Train, or a test) has already initialised, with gloo on CPUs or NCCL on GPUs.
+
+On top of it: :func:`shard` splits work by cost the same way on every worker,
+:func:`all_reduce_grads_` sums the parameters' gradients in one call, and
+:func:`same_everywhere` checks that the workers start from the same state.
+
+>>> one = Single()
+>>> t = torch.tensor([1.0, 2.0])
+>>> one.all_reduce_sum_(t); t
+tensor([1., 2.])
+>>> one.any(False), shard([5.0, 1.0, 1.0, 3.0], world=2)
+(False, [0, 1, 1, 1])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import torch
+import torch.distributed as dist
+
+from atnas.errors import ConfigError
+
+
+@runtime_checkable
+class Collective(Protocol):
+    """The workers of one data-parallel run, seen from one of them."""
+
+    @property
+    def rank(self) -> int:
+        """This worker's index, 0 .. world - 1 (rank 0 writes checkpoints)."""
+        ...
+
+    @property
+    def world(self) -> int:
+        """The number of workers."""
+        ...
+
+    @property
+    def device(self) -> torch.device:
+        """Where the tensors of small collective calls must live (CUDA under NCCL)."""
+        ...
+
+    def all_reduce_sum_(self, flat: torch.Tensor) -> None:
+        """Replaces ``flat`` on every worker by its sum over all workers (a collective call:
+        every worker must make it, in the same order, with a tensor of the same shape)."""
+        ...
+
+    def any(self, flag: bool) -> bool:
+        """True on every worker when ``flag`` is True on at least one (a collective call)."""
+        ...
+
+
+class Single:
+    """A run on one worker: rank 0 of 1; sums and agreements are no-ops."""
+
+    @property
+    def rank(self) -> int:
+        """Always 0."""
+        return 0
+
+    @property
+    def world(self) -> int:
+        """Always 1."""
+        return 1
+
+    @property
+    def device(self) -> torch.device:
+        """The CPU."""
+        return torch.device("cpu")
+
+    def all_reduce_sum_(self, flat: torch.Tensor) -> None:
+        """Leaves ``flat`` as it is (the sum over one worker)."""
+
+    def any(self, flag: bool) -> bool:
+        """``flag`` itself."""
+        return flag
+
+
+class TorchCollective:
+    """The workers of an initialised ``torch.distributed`` process group (gloo or NCCL).
+
+    It never initialises or destroys the group: whoever started the workers owns it (Ray
+    Train's ``TorchTrainer`` does, before the training function runs). ``device`` is where
+    the small tensors of :meth:`any` live; by default a CUDA device under NCCL, else the CPU.
+    Tensors given to :meth:`all_reduce_sum_` must be on a device the backend serves.
+
+    >>> dist.init_process_group("gloo", init_method="tcp://127.0.0.1:29500",
+    ...                         rank=rank, world_size=2)                 # doctest: +SKIP
+    >>> trainer = MetaTrainer(space, config, train, fitness,
+    ...                       collective=TorchCollective())              # doctest: +SKIP
+    """
+
+    def __init__(
+        self, group: dist.ProcessGroup | None = None, device: torch.device | None = None
+    ) -> None:
+        if not (dist.is_available() and dist.is_initialized()):
+            raise ConfigError(
+                "torch.distributed is not initialised: start the process group first "
+                "(Ray Train does; otherwise torch.distributed.init_process_group)"
+            )
+        self.group = group
+        self._rank = dist.get_rank(group)
+        self._world = dist.get_world_size(group)
+        if device is None:
+            nccl = dist.get_backend(group) == "nccl"
+            device = torch.device("cuda", torch.cuda.current_device()) if nccl else None
+        self._device = device or torch.device("cpu")
+
+    @property
+    def rank(self) -> int:
+        """This process's rank in the group."""
+        return self._rank
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the small tensors of :meth:`any`."""
+        return self._device
+
+    @property
+    def world(self) -> int:
+        """The size of the group."""
+        return self._world
+
+    def all_reduce_sum_(self, flat: torch.Tensor) -> None:
+        """Sums ``flat`` over the group, in place."""
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=self.group)
+
+    def any(self, flag: bool) -> bool:
+        """Whether any process of the group raised ``flag``."""
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        self.all_reduce_sum_(t)
+        return bool(t.item() > 0)
+
+
+def shard(costs: Sequence[float], world: int) -> list[int]:
+    """The rank that does each item of work, balancing the summed cost per rank.
+
+    Longest first, each to the least loaded rank (ties: the lower rank and the earlier item),
+    so every worker computes the same shares from the same costs.
+
+    >>> shard([1.0, 1.0, 1.0], world=2)
+    [0, 1, 0]
+    """
+    if world < 1:
+        raise ConfigError(f"world must be at least 1, got {world}")
+    load = [0.0] * world
+    owner = [0] * len(costs)
+    for i in sorted(range(len(costs)), key=lambda i: (-costs[i], i)):
+        r = min(range(world), key=lambda r: (load[r], r))
+        owner[i] = r
+        load[r] += costs[i]
+    return owner
+
+
+def all_reduce_grads_(
+    collective: Collective, params: Sequence[torch.Tensor], extra: torch.Tensor
+) -> torch.Tensor:
+    """Sums every parameter's ``.grad``, and ``extra``, over the workers in one collective call.
+
+    Where no worker has a gradient for a parameter it stays ``None``: Adam leaves such a
+    parameter alone but moves one whose gradient is zero by its momentum, so filling in zeros
+    would make N workers step differently from one. Where some worker has one, the others
+    count zeros. ``extra`` (1-D, on the parameters' device) carries other sums along, such as
+    the batch's loss; its sum over the workers is returned.
+    """
+    if collective.world == 1:
+        return extra
+    sizes = [p.numel() for p in params]
+    n = sum(sizes)
+    flat = torch.zeros(n + len(params) + extra.numel(), dtype=extra.dtype, device=extra.device)
+    offset = 0
+    for k, (p, size) in enumerate(zip(params, sizes, strict=True)):
+        if p.grad is not None:
+            flat[offset : offset + size].copy_(p.grad.reshape(-1))
+            flat[n + k] = 1.0  # this worker touched parameter k
+        offset += size
+    flat[n + len(params) :].copy_(extra)
+    collective.all_reduce_sum_(flat)
+    touched = flat[n : n + len(params)].tolist()
+    offset = 0
+    for p, size, used in zip(params, sizes, touched, strict=True):
+        # the summed gradient becomes a view of the buffer: no copy back
+        p.grad = flat[offset : offset + size].view_as(p) if used > 0 else None
+        offset += size
+    return flat[n + len(params) :]
+
+
+def same_everywhere(collective: Collective, values: Sequence[float]) -> bool:
+    """Whether every worker holds the same ``values`` (to float64 rounding); collective.
+
+    Every worker gets the same answer, so all of them can stop on it together.
+    """
+    if collective.world == 1:
+        return True
+    x = torch.tensor(list(values), dtype=torch.float64, device=collective.device)
+    mean = x.clone()
+    collective.all_reduce_sum_(mean)
+    mean /= collective.world
+    spread = (x - mean).square()
+    collective.all_reduce_sum_(spread)
+    tol = 1e-9 * (1.0 + mean.abs())
+    return bool((spread.sqrt() <= tol).all().item())
