@@ -37,6 +37,8 @@ from workers.reasons import reason
 
 log = logging.getLogger(__name__)
 RECLAIM_EVERY_S = 2.0
+# First pause before writing a final status again while Redis is unreachable (doubles to 5 s).
+FINISH_RETRY_S = 0.5
 Runner = Callable[[WorkerContext, JobRecord], dict[str, Any]]
 
 
@@ -183,7 +185,20 @@ class Dispatcher:
             log.info("job %s succeeded", job_id)
 
     def _finish(self, job_id: str, change: Callable[[], object]) -> None:
-        try:
-            change()
-        except ServiceError as exc:  # e.g. cancelled meanwhile: the first final status stands
-            log.info("job %s: final status not changed (%s)", job_id, exc)
+        """Writes a job's final status, retrying while Redis is unreachable: a final status
+        lost would leave the job ``running`` for as long as this dispatcher lives."""
+        delay = FINISH_RETRY_S
+        while True:
+            try:
+                change()
+                return
+            except ServiceError as exc:  # e.g. cancelled meanwhile: the first status stands
+                log.info("job %s: final status not changed (%s)", job_id, exc)
+                return
+            except redis.RedisError as exc:
+                if self._stop.is_set():  # shutting down: another worker will take it over
+                    log.error("job %s: final status not written (%s)", job_id, exc)
+                    return
+                log.warning("job %s: final status not written yet, retrying (%s)", job_id, exc)
+                self._stop.wait(delay)
+                delay = min(2 * delay, 5.0)
