@@ -40,7 +40,7 @@ from workers.context import WorkerContext
 from workers.progress import JobProgress
 from workers.reasons import reason
 from workers.runtime import cluster_gpus
-from workers.specs import image_config, meta_train_overrides
+from workers.specs import decode_limits, image_config, meta_train_overrides
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "supernet.pt"
@@ -80,7 +80,10 @@ def _train(config: dict[str, Any], work: Path) -> None:
         with restored.as_directory() as d:
             shutil.copy2(Path(d) / CHECKPOINT, local)
     images = pipeline.load_meta_images(
-        config["paths"], image_config(spec), spec.include, spec.exclude
+        config["paths"],
+        image_config(spec, config.get("decode_limits")),
+        spec.include,
+        spec.exclude,
     )
     state = {"last": 0.0, "mtime": local.stat().st_mtime if local.exists() else 0.0}
 
@@ -249,7 +252,12 @@ def run_meta_train(ctx: WorkerContext, job: JobRecord, cpus: float = 1.0) -> dic
     resources = {"cpu": cpus, "gpu": 1 if cluster_gpus() else 0}
     tuner = tune.Tuner(
         _trainable(resources),
-        param_space={"spec": spec.model_dump(mode="json"), "paths": paths, "work_dir": str(work)},
+        param_space={
+            "spec": spec.model_dump(mode="json"),
+            "paths": paths,
+            "work_dir": str(work),
+            "decode_limits": decode_limits(ctx.settings),
+        },
         run_config=tune.RunConfig(
             name=f"meta_train-{job.id}",
             storage_path=str((ctx.settings.data_dir / "tune").resolve()),

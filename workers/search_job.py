@@ -6,6 +6,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import ray
@@ -22,7 +23,7 @@ from service.schemas import SearchSpec
 from workers.context import WorkerContext
 from workers.holder import Blob, supernet_from_blob
 from workers.progress import JobProgress
-from workers.specs import cost_limits, search_config
+from workers.specs import cost_limits, decode_limits, search_config
 
 log = logging.getLogger(__name__)
 SUPERNET_ARTIFACT = "supernet.pt"
@@ -62,7 +63,9 @@ def run_search(ctx: WorkerContext, job: JobRecord) -> dict[str, Any]:
     path = ctx.artifacts.path(spec.supernet, SUPERNET_ARTIFACT)
     blob_ref = ray.get(ctx.holder.get.remote(spec.supernet, str(path)))[0]
     state = _state_from_blob(spec.supernet, blob_ref)
-    task = load_task(ctx.datasets.path(spec.dataset), pipeline.task_image_config(state))
+    pixels, size = decode_limits(ctx.settings)
+    decode = replace(pipeline.task_image_config(state), max_pixels=pixels, max_bytes=size)
+    task = load_task(ctx.datasets.path(spec.dataset), decode)
     cfg = search_config(spec, pipeline.search_defaults(state))
     pool = ctx.pool
 

@@ -10,11 +10,22 @@ from atnas.limits import CostLimits
 from atnas.meta import MetaAlgorithm
 from atnas.search import SearchConfig
 from service.schemas import MetaTrainSpec, SearchSpec
+from service.settings import Settings
 
 
-def image_config(spec: MetaTrainSpec) -> ImageConfig:
-    """How the datasets of a meta_train job are decoded."""
-    return ImageConfig(spec.image_size, spec.channels)
+def image_config(spec: MetaTrainSpec, limits: tuple[int, int] | None = None) -> ImageConfig:
+    """How the datasets of a meta_train job are decoded; ``limits`` is
+    :func:`decode_limits` of the dispatcher's settings (default: the library's)."""
+    if limits is None:
+        return ImageConfig(spec.image_size, spec.channels)
+    return ImageConfig(spec.image_size, spec.channels, max_pixels=limits[0], max_bytes=limits[1])
+
+
+def decode_limits(settings: Settings) -> tuple[int, int]:
+    """(pixels, bytes) of one image that a worker decodes at most: the upload limits
+    (``ATNAS_MAX_IMAGE_PIXELS``, ``ATNAS_MAX_IMAGE_BYTES``), so that raising them for the API
+    raises them for the workers too."""
+    return settings.max_image_pixels, settings.max_image_bytes
 
 
 def meta_train_overrides(spec: MetaTrainSpec) -> dict[str, Any]:
