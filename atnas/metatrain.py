@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from atnas.collective import Collective, Single, all_reduce_grads_, same_everywhere, shard
+from atnas.collective import Collective, GradSum, Single, same_everywhere, shard
 from atnas.cost import arch_cost
 from atnas.errors import Cancelled, CheckpointError, ConfigError
 from atnas.evolution import breed_with_parents, random_encode
@@ -214,10 +214,12 @@ class MetaTrainer:
         """One meta-iteration over a batch of tasks; returns mean query (loss, accuracy).
 
         Every worker picks every slot's encode; each samples and trains its own slots' tasks
-        (scaled by 1 / meta_batch), and one all-reduce sums the gradients and the losses.
+        (scaled by 1 / meta_batch), and one all-reduce sums the gradients and the losses
+        (exactly: see :class:`atnas.collective.GradSum`).
         """
         cfg, st, col = self.config, self.state, self.collective
         self.optimizer.zero_grad(set_to_none=True)
+        total = GradSum(list(st.supernet.parameters()), extras=2)
         rngs = [slot_rng(cfg.seed, st.iteration, slot) for slot in range(cfg.meta_batch)]
         encodes = [self._pick_encode(slot, rng) for slot, rng in enumerate(rngs)]
         owner = shard([self._cost(e) for e in encodes], col.world)
@@ -229,14 +231,11 @@ class MetaTrainer:
             out = accumulate_meta_grad(
                 st.supernet, encode, task, cfg.inner, cfg.algorithm, 1.0 / cfg.meta_batch
             )
+            total.add_grads_()
             loss += out.loss
             acc += out.acc
-        params = list(st.supernet.parameters())
-        sums = all_reduce_grads_(
-            col, params, torch.tensor([loss, acc], dtype=params[0].dtype, device=self.device)
-        )
+        loss, acc = total.all_reduce_(col, [loss, acc])
         self.optimizer.step()
-        loss, acc = sums.tolist() if col.world > 1 else (loss, acc)
         return loss / cfg.meta_batch, acc / cfg.meta_batch
 
     def _accuracies(self, encodes: list[Encode], tasks: list[Task]) -> np.ndarray:

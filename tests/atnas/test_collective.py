@@ -1,4 +1,5 @@
-"""Collectives: one worker, work shares, gradient sums (None kept), state checks, across threads."""
+"""Collectives: one worker, work shares, exact gradient sums (None kept), state checks; several
+workers are threads of this process."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import torch
 
 from atnas.collective import (
     Collective,
+    GradSum,
     Single,
     TorchCollective,
-    all_reduce_grads_,
     same_everywhere,
     shard,
 )
@@ -78,8 +79,7 @@ def test_single_is_rank_0_of_1_and_changes_nothing() -> None:
     assert t.tolist() == [1.0, 2.0]
     assert one.any(True) and not one.any(False)
     p = torch.nn.Parameter(torch.zeros(2))
-    extra = torch.tensor([3.0])
-    assert all_reduce_grads_(one, [p], extra) is extra and p.grad is None
+    assert GradSum([p], extras=1).all_reduce_(one, [3.0]) == [3.0] and p.grad is None
     assert same_everywhere(one, [1.0])
 
 
@@ -96,22 +96,52 @@ def test_shard_balances_costs_the_same_way_everywhere() -> None:
         shard(costs, 0)
 
 
-def test_all_reduce_grads_sums_and_keeps_none_where_no_worker_has_a_gradient() -> None:
+def test_grad_sum_sums_tasks_and_workers_and_keeps_none_where_nothing_touched() -> None:
     def work(col: Collective) -> tuple[list[torch.Tensor | None], list[float]]:
         a, b, c = (torch.nn.Parameter(torch.zeros(2, 2)) for _ in range(3))
-        a.grad = torch.full((2, 2), float(col.rank + 1))  # both workers
-        if col.rank == 1:
-            b.grad = torch.ones(2, 2)  # one worker only; c: none
-        extra = torch.tensor([float(col.rank), 1.0])
-        sums = all_reduce_grads_(col, [a, b, c], extra)
-        return [a.grad, b.grad, c.grad], sums.tolist()
+        total = GradSum([a, b, c], extras=2)
+        for task in range(2):
+            a.grad = torch.full((2, 2), float(col.rank + task))  # both workers, both tasks
+            if col.rank == 1 and task == 1:
+                b.grad = torch.ones(2, 2)  # one task of one worker; c: none at all
+            total.add_grads_()
+            assert a.grad is None and b.grad is None  # cleared for the next task
+        sums = total.all_reduce_(col, [float(col.rank), 1.0])
+        return [a.grad, b.grad, c.grad], sums
 
     for grads, sums in _Threads(2).run(work):
         a, b, c = grads
-        assert a is not None and torch.equal(a, torch.full((2, 2), 3.0))
+        assert a is not None and torch.equal(a, torch.full((2, 2), 4.0))  # 0+1 + 1+2
+        assert a.dtype == torch.float32
         assert b is not None and torch.equal(b, torch.ones(2, 2))
         assert c is None
         assert sums == [1.0, 2.0]
+
+
+def test_grad_sum_rounds_alike_however_the_tasks_are_grouped() -> None:
+    g = torch.Generator().manual_seed(0)
+    grads = [torch.randn(1000, generator=g) * 10.0 ** float(k % 7 - 3) for k in range(8)]
+
+    def summed(groups: list[list[int]]) -> torch.Tensor:
+        def work(col: Collective) -> torch.Tensor:
+            p = torch.nn.Parameter(torch.zeros(1000))
+            total = GradSum([p])
+            for k in groups[col.rank]:
+                p.grad = grads[k].clone()
+                total.add_grads_()
+            total.all_reduce_(col)
+            assert p.grad is not None
+            return p.grad
+
+        return _Threads(len(groups)).run(work)[0]
+
+    one = summed([list(range(8))])
+    assert torch.equal(one, summed([[0, 2, 4, 6], [1, 3, 5, 7]]))
+    assert torch.equal(one, summed([[7, 0], [3, 1, 6], [2, 5, 4]]))
+    # a float32 sum in another order is not the same
+    f32 = torch.stack(grads).sum(0)
+    f32_split = torch.stack(grads[::2]).sum(0) + torch.stack(grads[1::2]).sum(0)
+    assert not torch.equal(f32, f32_split)
 
 
 def test_same_everywhere_agrees_on_every_worker() -> None:
