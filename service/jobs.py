@@ -29,6 +29,7 @@ from service.ids import is_id, new_id, shown
 from service.keys import Keys
 from service.queue import JobQueue
 from service.schemas import (
+    ClusterInfo,
     JobKind,
     JobPublic,
     JobSpec,
@@ -435,6 +436,15 @@ class JobStore:
         self._r.zremrangebyscore(self._keys.workers(), "-inf", now)
         alive: Any = self._r.zrangebyscore(self._keys.workers(), now, "+inf")
         return sorted(str(w) for w in alive)
+
+    def publish_cluster(self, info: ClusterInfo, ttl_s: float) -> None:
+        """Records what the Ray cluster can place, for ``ttl_s`` seconds (dispatchers)."""
+        self._r.set(self._keys.cluster(), info.model_dump_json(), px=max(1, int(ttl_s * 1000)))
+
+    def cluster(self) -> ClusterInfo | None:
+        """The Ray cluster's size as a live dispatcher last published it; None if unknown."""
+        raw = self._r.get(self._keys.cluster())
+        return None if raw is None else ClusterInfo.model_validate_json(raw)
 
     def _server_time(self) -> float:
         # Redis's clock, so that workers on other machines agree on expiry.

@@ -61,6 +61,10 @@ class Keys:
         """Sorted set of worker ids scored by the time their heartbeat expires."""
         return self._k("workers")
 
+    def cluster(self) -> str:
+        """String (expiring): the Ray cluster's size as JSON, from the dispatchers."""
+        return self._k("cluster")
+
     # --- datasets -----------------------------------------------------------------------
     def dataset(self, dataset_id: str) -> str:
         """String: the dataset record as JSON."""

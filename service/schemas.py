@@ -6,12 +6,13 @@ from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 # Bounds of what a worker can run: numpy's and torch's seeds are unsigned 32-bit values at the
 # narrowest; ten million meta-iterations is weeks of GPU time; costs beyond 1e15 are no limit.
 MAX_SEED = 2**32 - 1
 MAX_ITERATIONS = 10_000_000
+MAX_WORKERS = 1024
 MAX_COST = 10**15
 
 
@@ -68,6 +69,38 @@ class MetaTrainSpec(BaseModel):
     seed: int = Field(default=0, ge=0, le=MAX_SEED)
     image_size: int = Field(default=28, ge=8, le=224)
     channels: Literal[1, 3] = 1
+    workers: int | Literal["auto"] = Field(
+        default="auto",
+        description="Ray workers that meta-train data-parallel (each takes a share of every "
+        "meta-batch; gradients all-reduced); 'auto': what one node can place, its GPUs, else "
+        "its CPUs",
+    )
+
+    @field_validator("workers")
+    @classmethod
+    def _workers_range(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= MAX_WORKERS:
+            raise ValueError(f"workers must be 'auto' or in 1..{MAX_WORKERS}")
+        return v
+
+
+class ClusterInfo(BaseModel):
+    """What the Ray cluster behind the workers can place (published by the dispatchers)."""
+
+    cpus: int = Field(ge=0, description="CPUs in the whole cluster")
+    gpus: int = Field(ge=0, description="GPUs in the whole cluster")
+    node_cpus: int = Field(ge=0, description="CPUs of the largest node")
+    node_gpus: int = Field(ge=0, description="GPUs of the node with most")
+
+    @property
+    def max_workers(self) -> int:
+        """Training workers the cluster can ever place: one per GPU, else one per CPU."""
+        return self.gpus if self.gpus else self.cpus
+
+    @property
+    def auto_workers(self) -> int:
+        """What ``workers: "auto"`` means: one node's GPUs, else its CPUs (at least 1)."""
+        return max(1, self.node_gpus if self.gpus else self.node_cpus)
 
 
 class SearchConstraints(BaseModel):

@@ -18,6 +18,7 @@ from service.ids import shown
 from service.jobs import JobStore
 from service.layout import group_of
 from service.schemas import (
+    ClusterInfo,
     DatasetPublic,
     JobKind,
     JobPublic,
@@ -40,6 +41,7 @@ def validate_spec(
     ``tenant``, another tenant's datasets and supernets are unknown references."""
     if kind is JobKind.meta_train and isinstance(spec, MetaTrainSpec):
         validate_meta_train(spec, datasets, tenant)
+        check_workers(spec, jobs.cluster())
     elif kind is JobKind.search and isinstance(spec, SearchSpec):
         validate_search(spec, jobs, datasets, tenant)
     else:
@@ -116,6 +118,19 @@ def validate_meta_train(
                 "exclude its group"
             )
     return len(selected)
+
+
+def check_workers(spec: MetaTrainSpec, cluster: ClusterInfo | None) -> None:
+    """Refuses more training workers than the cluster can ever place (a job that would wait for
+    ever). Unknown until a dispatcher has published the cluster's size: then not checked."""
+    if cluster is None or spec.workers == "auto" or spec.workers <= cluster.max_workers:
+        return
+    unit = "GPU" if cluster.gpus else "CPU"
+    raise InvalidSpec(
+        f"spec.workers: {spec.workers} workers cannot be placed; the cluster has "
+        f"{cluster.cpus} CPUs and {cluster.gpus} GPUs, so at most {cluster.max_workers} "
+        f"(one per {unit}): lower spec.workers or use 'auto'"
+    )
 
 
 def validate_search(

@@ -34,6 +34,7 @@ from service.schemas import JobKind
 from service.settings import Settings
 from workers.context import WorkerContext
 from workers.reasons import reason
+from workers.runtime import cluster_info
 
 log = logging.getLogger(__name__)
 RECLAIM_EVERY_S = 2.0
@@ -87,6 +88,7 @@ class Dispatcher:
     def start(self) -> None:
         """Starts the claim and heartbeat threads (returns at once)."""
         self.jobs.heartbeat(self.worker_id, self.settings.heartbeat_ttl_s)
+        self._publish_cluster()
         for target, name in ((self._claim_loop, "claim"), (self._heartbeat_loop, "heartbeat")):
             t = threading.Thread(target=target, name=f"atnas-{name}", daemon=True)
             t.start()
@@ -110,12 +112,19 @@ class Dispatcher:
         while not self._stop.wait(interval):
             try:
                 self.jobs.heartbeat(self.worker_id, self.settings.heartbeat_ttl_s)
+                self._publish_cluster()
                 with self._lock:
                     assignments = list(self._running.values())
                 for a in assignments:  # a long job must not look like a crashed one
                     self.consumer.touch(a)
             except redis.RedisError as exc:
                 log.warning("heartbeat failed: %s", exc)
+
+    def _publish_cluster(self) -> None:
+        """Tells the API what the Ray cluster can place (for its ``workers`` check)."""
+        info = cluster_info()
+        if info is not None:
+            self.jobs.publish_cluster(info, 3 * self.settings.heartbeat_ttl_s)
 
     def _claim_loop(self) -> None:
         next_reclaim = 0.0

@@ -9,6 +9,8 @@ from typing import Any
 import ray
 from ray._private import ray_constants
 
+from service.schemas import ClusterInfo
+
 # Ray's switch for its single-machine mode (node address = loopback).
 _LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 log = logging.getLogger(__name__)
@@ -47,6 +49,21 @@ def local_only() -> None:
     """
     os.environ[_LOCAL_ONLY_ENV] = "0"
     ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def cluster_info() -> ClusterInfo | None:
+    """The size of the Ray cluster this process is connected to (None when it is not)."""
+    if not ray.is_initialized():
+        return None
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
+    if not nodes:
+        return None
+    return ClusterInfo(
+        cpus=int(sum(n.get("CPU", 0) for n in nodes)),
+        gpus=int(sum(n.get("GPU", 0) for n in nodes)),
+        node_cpus=int(max(n.get("CPU", 0) for n in nodes)),
+        node_gpus=int(max(n.get("GPU", 0) for n in nodes)),
+    )
 
 
 def resources() -> dict[str, Any]:

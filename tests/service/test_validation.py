@@ -8,7 +8,7 @@ import pytest
 from service.datasets import DatasetStore
 from service.errors import DatasetInUse, InvalidSpec, UnknownReference
 from service.jobs import JobStore
-from service.schemas import DatasetPublic, JobKind, MetaTrainSpec, SearchSpec
+from service.schemas import ClusterInfo, DatasetPublic, JobKind, MetaTrainSpec, SearchSpec
 from service.validation import (
     FITNESS_FRACTION,
     check_dataset_unused,
@@ -216,3 +216,30 @@ def test_the_fitness_hold_out_matches_the_workers() -> None:
         )
         _, held = images.split(FITNESS_FRACTION, seed=0)
         assert held.num_classes == fitness_held_out(n), n
+
+
+def test_workers_beyond_the_cluster_are_refused(
+    omni: DatasetPublic, datasets: DatasetStore, jobs: JobStore
+) -> None:
+    spec = _meta(omni, way=2, workers=3)
+    validate_spec(JobKind.meta_train, spec, jobs, datasets)  # cluster unknown: not checked
+    jobs.publish_cluster(ClusterInfo(cpus=2, gpus=0, node_cpus=2, node_gpus=0), ttl_s=60)
+    with pytest.raises(InvalidSpec) as err:
+        validate_spec(JobKind.meta_train, spec, jobs, datasets)
+    assert err.value.reason == (
+        "spec.workers: 3 workers cannot be placed; the cluster has 2 CPUs and 0 GPUs, so at "
+        "most 2 (one per CPU): lower spec.workers or use 'auto'"
+    )
+    for ok in (2, 1, "auto"):
+        validate_spec(JobKind.meta_train, _meta(omni, way=2, workers=ok), jobs, datasets)
+    gpus = ClusterInfo(cpus=32, gpus=4, node_cpus=16, node_gpus=2)
+    assert (gpus.max_workers, gpus.auto_workers) == (4, 2)
+    jobs.publish_cluster(gpus, ttl_s=60)
+    with pytest.raises(InvalidSpec, match=r"at most 4 \(one per GPU\)"):
+        validate_spec(JobKind.meta_train, _meta(omni, way=2, workers=8), jobs, datasets)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1025, "many", 2.5])
+def test_workers_field_range(bad: object) -> None:
+    with pytest.raises(ValueError, match="workers"):
+        MetaTrainSpec.model_validate({"datasets": ["x"], "workers": bad})

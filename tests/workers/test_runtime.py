@@ -34,3 +34,12 @@ def test_no_ray_port_listens_beyond_loopback(ray_address: str) -> None:
     assert {"gcs_server", "raylet"} <= names, listening  # the check sees Ray's processes
     exposed = [entry for entry in listening if not _is_loopback(entry[0])]
     assert exposed == []
+
+
+def test_cluster_info_describes_the_session_cluster(ray_address: str) -> None:
+    from workers.runtime import cluster_info
+
+    info = cluster_info()
+    assert info is not None
+    assert (info.cpus, info.gpus, info.node_cpus) == (2, 0, 2)
+    assert info.max_workers == info.auto_workers == 2
