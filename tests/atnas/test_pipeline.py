@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from atnas import pipeline
+from atnas.collective import Single
 from atnas.data import ImageConfig, load_images, load_task
-from atnas.errors import ConfigError, DatasetError
+from atnas.errors import Cancelled, ConfigError, DatasetError
 from atnas.evaluate import Method, evaluate
 from atnas.learner import InnerConfig
-from atnas.metatrain import Progress
+from atnas.metatrain import MetaState, Progress
 from atnas.search import SearchConfig
 from atnas.tasks import TaskSampler
 from tests.atnas.conftest import class_files, synthetic_images, write_zip
@@ -91,6 +92,22 @@ def test_meta_train_progress_checkpoint_and_resume(tmp_path: Path) -> None:
         assert torch.allclose(v, resumed.supernet.state_dict()[k], atol=1e-6), k
     # resume=False starts afresh even when the checkpoint exists
     assert _tiny_run(images, iterations=1, checkpoint_path=ckpt).iteration == 1
+
+
+def test_meta_train_stops_when_asked_after_a_checkpoint(tmp_path: Path) -> None:
+    images = synthetic_images(30, 3, size=8)
+    ckpt = tmp_path / "meta.pt"
+    asked: list[int] = []
+
+    def should_stop() -> bool:  # asked before every iteration
+        asked.append(1)
+        return len(asked) > 2
+
+    with pytest.raises(Cancelled):
+        _tiny_run(
+            images, iterations=9, checkpoint_path=ckpt, collective=Single(), should_stop=should_stop
+        )
+    assert MetaState.load(ckpt)[0].iteration == 2
 
 
 def test_search_task_from_a_task_zip(tmp_path: Path) -> None:
