@@ -96,6 +96,11 @@ class JobStore:
         self._idem_ttl = idempotency_ttl_s
         self.queue = JobQueue(r, keys)
 
+    @property
+    def client(self) -> redis.Redis:
+        """The client this store uses (e.g. to hand its address to worker processes)."""
+        return self._r
+
     # --- creation -----------------------------------------------------------------------
     def create(
         self,

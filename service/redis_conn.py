@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import redis
 import redis.asyncio
 
@@ -47,3 +49,20 @@ def async_twin(client: redis.Redis) -> redis.asyncio.Redis:
         ssl=tls,
         **common,  # type: ignore[arg-type]
     )
+
+
+def url_of(client: redis.Redis) -> str:
+    """A URL that reaches the same server and database as ``client`` from another process on
+    a machine that can reach it (the embedded server: its Unix socket). Passwords included,
+    so never log it."""
+    kw = client.connection_pool.connection_kwargs
+    db = kw.get("db", 0)
+    auth = ""
+    if kw.get("password"):
+        user = quote(str(kw.get("username") or ""), safe="")
+        auth = f"{user}:{quote(str(kw['password']), safe='')}@"
+    if kw.get("path"):
+        return f"unix://{auth}{kw['path']}?db={db}"
+    tls = issubclass(client.connection_pool.connection_class, redis.SSLConnection)
+    scheme = "rediss" if tls else "redis"
+    return f"{scheme}://{auth}{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{db}"

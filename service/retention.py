@@ -4,7 +4,7 @@ Two settings decide (``service.settings``):
 
 - ``work_retention_hours`` (default 24): a finished job's *work folder* (checkpoints, exports
   before they became artifacts: ``<data>/work/<id>``) and its Tune folder
-  (``<data>/tune/meta_train-<id>``) go once the job has been finished this long. Nothing a
+  (``<data>/train/meta_train-<id>``) go once the job has been finished this long. Nothing a
   user downloads is in them. A work folder whose job record no longer exists goes too.
 - ``retention_days`` (default None: kept for ever): a finished job older than this loses its
   artifacts and its record. A supernet (a meta_train job) that a queued or running search
@@ -135,7 +135,8 @@ def _job_folders(settings: Settings, job_id: str) -> list[Path]:
     """The work folder and the Tune folder of a job, those that exist."""
     candidates = [
         settings.data_dir / "work" / job_id,
-        settings.data_dir / "tune" / f"meta_train-{job_id}",
+        settings.data_dir / "train" / f"meta_train-{job_id}",  # Ray Train's run folder
+        settings.data_dir / "tune" / f"meta_train-{job_id}",  # before Ray Train (Tune)
     ]
     return [p for p in candidates if p.exists()]
 

@@ -39,10 +39,14 @@ def test_cancel_a_running_meta_train(
         p = service.jobs.get(job_id).progress
         return p is not None and p.phase == "meta_train" and p.step > 0
 
+    asked = time.monotonic()
     took = _cancel_when(service, job_id, training)
     figure("cancel of a running meta_train", took)
     assert took <= CANCEL_WITHIN_S
-    assert service.dispatcher.running() == []  # the dispatcher let go of it
+    # Rank 0 marks the job cancelled as soon as training stops; Ray Train then tears its
+    # workers down, and the dispatcher lets go of the job a few seconds later.
+    wait_for("the dispatcher to let go", lambda: service.dispatcher.running() == [], timeout=30)
+    figure("cancel of a running meta_train: job slot free after", time.monotonic() - asked)
 
 
 def test_cancel_a_large_search_inside_a_generation(
