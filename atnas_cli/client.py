@@ -37,6 +37,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "spec", help='e.g. \'{"datasets": ["<id>"], "budget_seconds": 300}\' or @spec.json'
     )
     p.add_argument("--idempotency-key", default=None, help="repeat-safe submission key")
+    p.add_argument(
+        "--workers",
+        default=None,
+        help="meta_train only: Ray workers that train data-parallel, a number or 'auto' "
+        "(over any in SPEC; default auto: one node's GPUs, else its CPUs)",
+    )
     constraints.add_options(p)
     p.epilog = "--max-* (search jobs only) set the spec's constraints, over any in SPEC."
     p.set_defaults(func=cmd_submit)
@@ -91,11 +97,26 @@ def cmd_upload(args: argparse.Namespace) -> int:
     return 0
 
 
+def _workers(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise CliError(f"--workers must be a number or 'auto', not {value!r}") from None
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     bounds = constraints.constraints_of(args)
     if bounds and args.kind != "search":
         raise CliError("--max-macs, --max-params and --max-latency-ms apply to search jobs only")
     spec = _spec(args.spec)
+    if args.workers is not None:
+        if args.kind != "meta_train":
+            raise CliError("--workers applies to meta_train jobs only")
+        if not isinstance(spec, dict):
+            raise CliError("spec must be a JSON object")
+        spec["workers"] = _workers(args.workers)
     if bounds:
         if not isinstance(spec, dict):
             raise CliError("spec must be a JSON object")
