@@ -248,7 +248,9 @@ class MetaTrainer:
         accs = [0.0] * len(pairs)
         for k, (i, j) in enumerate(pairs):
             if owner[k] == col.rank:
-                task = on_device.setdefault(j, tasks[j].to(self.device))
+                if j not in on_device:
+                    on_device[j] = tasks[j].to(self.device)
+                task = on_device[j]
                 accs[k] = task_accuracy(self.state.supernet, encodes[i], task, inner)[0]
         out = torch.tensor(accs, dtype=torch.float64, device=col.device)
         col.all_reduce_sum_(out)  # x + 0.0 is exact: every worker gets the very same scores

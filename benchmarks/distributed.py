@@ -2,7 +2,7 @@
 
 Meta-trains the ``default`` preset on Omniglot (the background alphabets less the 5
 meta-validation ones) for a fixed number of iterations, EA rounds included, first on one
-process, then on N processes joined in a gloo process group on 127.0.0.1, each a replica
+process, then on N processes joined in a gloo process group on this machine, each a replica
 taking 1/N of every meta-batch (:mod:`atnas.collective`). No Ray: this measures the
 algorithm's own scaling; Ray Train against direct processes is measured on the workers' side.
 Both runs use the same seed, so they train the same run: their final populations must match
@@ -23,8 +23,8 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import socket
 import statistics
+import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -79,7 +79,7 @@ def train(images: ImageSet, args: argparse.Namespace, col: Collective) -> dict[s
 
 
 def _worker(
-    rank: int, world: int, port: int, images: ImageSet, args: argparse.Namespace, q: Any
+    rank: int, world: int, store: str, images: ImageSet, args: argparse.Namespace, q: Any
 ) -> None:
     torch.set_num_threads(1)
     if world == 1:
@@ -87,36 +87,34 @@ def _worker(
         return
     dist.init_process_group(
         "gloo",
-        init_method=f"tcp://127.0.0.1:{port}",
+        init_method=Path(store).as_uri(),
         rank=rank,
         world_size=world,
         timeout=timedelta(minutes=10),
     )
     try:
         q.put(train(images, args, TorchCollective()))
+        dist.barrier()  # none leaves while another still uses the group
     finally:
         dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run_world(images: ImageSet, args: argparse.Namespace, world: int) -> dict[str, Any]:
     """The run on ``world`` fresh processes (one thread each); rank 0's result."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    port = _free_port()
-    procs = [
-        ctx.Process(target=_worker, args=(r, world, port, images, args, q)) for r in range(world)
-    ]
+    with tempfile.TemporaryDirectory() as d:  # the workers meet through a file store
+        store = str(Path(d, "store").resolve())
+        procs = [
+            ctx.Process(target=_worker, args=(r, world, store, images, args, q))
+            for r in range(world)
+        ]
+        for p in procs:
+            p.start()
+        results = [q.get(timeout=3600) for _ in procs]
+        for p in procs:
+            p.join()
     for p in procs:
-        p.start()
-    results = [q.get(timeout=3600) for _ in procs]
-    for p in procs:
-        p.join()
         if p.exitcode != 0:
             raise SystemExit(f"a worker of the {world}-process run failed ({p.exitcode})")
     results.sort(key=lambda r: r["rank"])

@@ -1,7 +1,8 @@
 """Data-parallel meta-training: 2 gloo processes give the run of 1, stop together, resume any N.
 
 Each test starts 2 worker processes (spawned, one torch thread each) that join a gloo process
-group on 127.0.0.1 and run a scenario on the ``tiny`` preset with synthetic images; the run
+group (meeting through a file store: no port to pick and lose to another process) and run a
+scenario on the ``tiny`` preset with synthetic images; the run
 of one worker is made in this process, on one thread too, and compared. Gradients are summed
 exactly (:class:`atnas.collective.GradSum`), so the runs are not just close but equal.
 """
@@ -12,7 +13,6 @@ import contextlib
 import dataclasses
 import multiprocessing as mp
 import os
-import socket
 import traceback
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -149,11 +149,11 @@ SCENARIOS: dict[str, Callable[[Collective, Path], dict[str, Any]]] = {
 }
 
 
-def _worker(rank: int, world: int, port: int, out: str, scenario: str) -> None:
+def _worker(rank: int, world: int, out: str, scenario: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group(
         "gloo",
-        init_method=f"tcp://127.0.0.1:{port}",
+        init_method=(Path(out) / "store").resolve().as_uri(),
         rank=rank,
         world_size=world,
         timeout=timedelta(seconds=WORKER_TIMEOUT_S // 2),
@@ -161,6 +161,10 @@ def _worker(rank: int, world: int, port: int, out: str, scenario: str) -> None:
     try:
         result = SCENARIOS[scenario](TorchCollective(), Path(out))
         torch.save(result, Path(out) / f"rank{rank}.pt")
+        # no worker leaves while another may still use the group: a gloo group torn down
+        # under a busy peer sometimes aborts the process ("terminate called without an
+        # active exception")
+        dist.barrier()
     except BaseException:
         (Path(out) / f"rank{rank}.err").write_text(traceback.format_exc())
         raise
@@ -168,23 +172,15 @@ def _worker(rank: int, world: int, port: int, out: str, scenario: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _spawn(scenario: str, out: Path, world: int = 2) -> list[dict[str, Any]]:
     """Runs ``scenario`` on ``world`` worker processes; their results, by rank."""
     ctx = mp.get_context("spawn")
-    port = _free_port()
     env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # inherited by the spawned workers
     try:
         procs = [
-            ctx.Process(target=_worker, args=(r, world, port, str(out), scenario))
-            for r in range(world)
+            ctx.Process(target=_worker, args=(r, world, str(out), scenario)) for r in range(world)
         ]
         for p in procs:
             p.start()
