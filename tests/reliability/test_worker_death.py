@@ -69,6 +69,7 @@ def test_a_killed_trial_process_restarts_from_its_checkpoint(
     assert job.attempts == 1  # restarted by Tune inside the same job run, not re-queued
     assert len(_pids(work)) == 2 and _pids(work)[1] != first  # restarted once, elsewhere
     assert job.result is not None and job.result["iterations"] > 0
+    assert job.result["workers"] == 2  # "auto" on the 2-CPU test cluster: restarted with both
 
 
 def test_a_killed_evaluator_process_does_not_stop_the_search(
