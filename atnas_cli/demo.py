@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -22,14 +21,18 @@ from typing import Any
 
 import numpy as np
 
+from atnas_cli import datasets
+
 META_VAL = ["Armenian", "Bengali", "Hebrew", "Korean", "Tifinagh"]
 
 
 def default_dataset() -> Path:
-    """``$ATNAS_DATASETS/omniglot/images_background.zip``, else ``../shared/datasets/...``."""
-    base = os.environ.get("ATNAS_DATASETS")
-    root = Path(base) if base else Path.cwd().parent / "shared" / "datasets"
-    return root / "omniglot" / "images_background.zip"
+    """A local copy of Omniglot's background zip, else the cache where the demo fetches it.
+
+    Looked for in ``$ATNAS_DATASETS/omniglot/``, ``../shared/datasets/omniglot/`` and
+    ``$ATNAS_CACHE/datasets/omniglot/`` (``atnas datasets fetch omniglot``).
+    """
+    return datasets.locate("omniglot") or datasets.cached_path(datasets.CATALOG["omniglot"])
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,8 +47,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--data",
         type=Path,
         default=None,
-        help="Omniglot images_background.zip "
-        "(default: $ATNAS_DATASETS/omniglot/... or ../shared/datasets/omniglot/...)",
+        help="Omniglot images_background.zip (default: $ATNAS_DATASETS/omniglot/..., "
+        "../shared/datasets/omniglot/... or the cache; downloaded into the cache when missing)",
     )
     p.add_argument(
         "--budget-seconds",
@@ -150,6 +153,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from api.client import AtnasClient
 
     data = args.data or default_dataset()
+    if args.data is None and not data.is_file():
+        _say(f"Omniglot not found locally: downloading it into {data.parent}")
+        data = datasets.download("omniglot")
     if not data.is_file():
         raise SystemExit(
             f"atnas: error: dataset {data} not found (pass --data or set ATNAS_DATASETS)"

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from atnas.errors import AtnasError
-from atnas_cli import client, demo, gc, keys, local, serve
+from atnas_cli import client, datasets, demo, gc, keys, local, serve
 from atnas_cli.output import CliError, fail
 
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_commands(sub)
     keys.add_commands(sub)
     gc.add_commands(sub)
+    datasets.add_commands(sub)
     return parser
 
 
