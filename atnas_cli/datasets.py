@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from atnas_cli.download import bar, fetch
+from atnas_cli.output import CliError
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,11 @@ def download(name: str, url: str | None = None, quiet: bool = False) -> Path:
     source = CATALOG[name]
     url = url or os.environ.get(URL_ENV.format(name.upper())) or source.url
     progress = None if quiet else bar(f"{source.name}/{source.file}")
-    return fetch(url, cached_path(source), source.sha256, progress)
+    try:
+        return fetch(url, cached_path(source), source.sha256, progress)
+    except CliError as exc:
+        env, path = URL_ENV.format(name.upper()), cached_path(source)
+        raise CliError(f"{exc}; set {env}=<mirror>, or put {source.file} at {path}") from None
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

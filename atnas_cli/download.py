@@ -104,7 +104,7 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP {exc.code} {exc.reason}"
     if isinstance(exc, urllib.error.URLError):
-        return f"{exc.reason} (offline? pass --url or put the file in place yourself)"
+        return f"{exc.reason} (offline?)"
     return str(exc) or type(exc).__name__
 
 
