@@ -1,5 +1,10 @@
-"""Export of an adapted subnet: ``model.ts`` (TorchScript), ``model.json``, ``arch.json``,
-``metrics.json``. Every file is written atomically, so a reader never sees half a file.
+"""Export of an adapted subnet: ``model.ts`` (TorchScript), ``model.onnx`` (ONNX), ``model.json``,
+``arch.json``, ``metrics.json``, ``front.json`` and a model card ``README.md``. Every file is
+written atomically, so a reader never sees half a file.
+
+Both model files take the same input, float ``images`` of shape (B, C, H, W) in [0, 1] with any
+batch size B, and give the same output, ``logits`` of shape (B, N) over the classes in
+``model.json``'s order.
 """
 
 from __future__ import annotations
@@ -16,10 +21,23 @@ import torch
 from torch import Tensor, nn
 
 from atnas.cost import arch_cost
+from atnas.modelcard import model_card
 from atnas.space import Encode, SearchSpace
 from atnas.supernet import logits
 
-MODEL_FILES = ("model.ts", "model.json", "arch.json", "metrics.json", "front.json")
+MODEL_FILES = (
+    "model.ts",
+    "model.onnx",
+    "model.json",
+    "arch.json",
+    "metrics.json",
+    "front.json",
+    "README.md",
+)
+#: Names of the ONNX graph's input and output (also recorded in ``model.json``).
+ONNX_INPUT, ONNX_OUTPUT = "images", "logits"
+#: ONNX opset of ``model.onnx``: 17 runs on every ONNX Runtime since 1.13 (late 2022).
+ONNX_OPSET = 17
 
 
 class TaskModel(nn.Module):
@@ -73,6 +91,34 @@ def torchscript_bytes(model: TaskModel, channels: int, image_size: int) -> bytes
     return buf.getvalue()
 
 
+def onnx_bytes(model: TaskModel, channels: int, image_size: int) -> bytes:
+    """The model as an ONNX graph (opset :data:`ONNX_OPSET`) with a dynamic batch dimension.
+
+    Uses torch's TorchScript-based exporter (``dynamo=False``): it needs no package beyond torch
+    and takes a fraction of a second, where the ``torch.export`` one needs ``onnxscript`` and
+    takes seconds per model (``benchmarks/onnx_parity.py`` measures both).
+    """
+    example = torch.rand(2, channels, image_size, image_size)
+    model = model.cpu().eval()
+    buf = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        # The legacy exporter warns that it is legacy (DeprecationWarning) and repeats the
+        # tracer's warning about group_norm's batch check (see torchscript_bytes).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # type: ignore[attr-defined]
+        torch.onnx.export(
+            model,
+            (example,),
+            buf,  # type: ignore[arg-type]  # the legacy exporter writes to any binary file
+            dynamo=False,
+            input_names=[ONNX_INPUT],
+            output_names=[ONNX_OUTPUT],
+            dynamic_axes={ONNX_INPUT: {0: "batch"}, ONNX_OUTPUT: {0: "batch"}},
+            opset_version=ONNX_OPSET,
+        )
+    return buf.getvalue()
+
+
 def export_model(
     out_dir: str | Path,
     space: SearchSpace,
@@ -82,17 +128,28 @@ def export_model(
     image_size: int,
     metrics: dict[str, Any],
     front: list[dict[str, Any]] | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Writes the model files into ``out_dir`` (``front.json`` too when a front is given);
-    returns their paths by name."""
+    returns their paths by name.
+
+    ``provenance`` (e.g. the job id, supernet and spec that made the model) goes into the
+    model card ``README.md`` as given.
+    """
     out = Path(out_dir)
     model = TaskModel(encode, {k: v.cpu() for k, v in weights.items()})
     cost = arch_cost(space, encode, image_size, len(classes))
     files = {
         "model.ts": torchscript_bytes(model, space.in_channels, image_size),
+        "model.onnx": onnx_bytes(model, space.in_channels, image_size),
         "model.json": _json_bytes(
             {
                 "format": "torchscript",
+                "formats": {
+                    "model.ts": "torchscript",
+                    "model.onnx": f"onnx (opset {ONNX_OPSET})",
+                },
+                "onnx": {"input": ONNX_INPUT, "output": ONNX_OUTPUT},
                 "input": {
                     "layout": "NCHW",
                     "channels": space.in_channels,
@@ -111,6 +168,9 @@ def export_model(
     }
     if front is not None:
         files["front.json"] = _json_bytes({"front": front})
+    files["README.md"] = model_card(
+        space, encode, cost, classes, image_size, metrics, provenance or {}
+    ).encode()
     paths = {}
     for name, data in files.items():
         atomic_write(out / name, data)

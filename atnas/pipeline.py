@@ -274,8 +274,14 @@ def task_image_config(state: MetaState) -> ImageConfig:
     return ImageConfig(state.config.image_size, state.space.in_channels)
 
 
-def export_outcome(out_dir: str | Path, state: MetaState, outcome: TaskOutcome) -> dict[str, Path]:
-    """Writes model.ts, model.json, arch.json, metrics.json and front.json for a searched task."""
+def export_outcome(
+    out_dir: str | Path,
+    state: MetaState,
+    outcome: TaskOutcome,
+    provenance: dict[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Writes model.ts, model.onnx, model.json, arch.json, metrics.json, front.json and the
+    model card README.md (with ``provenance``: the job, supernet, spec) for a searched task."""
     from atnas.export import export_model
 
     return export_model(
@@ -287,4 +293,5 @@ def export_outcome(out_dir: str | Path, state: MetaState, outcome: TaskOutcome) 
         state.config.image_size,
         outcome.metrics,
         front=[p.to_json() for p in outcome.result.front],
+        provenance=provenance,
     )

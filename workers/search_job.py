@@ -66,6 +66,7 @@ def run_search(ctx: WorkerContext, job: JobRecord) -> dict[str, Any]:
     pixels, size = decode_limits(ctx.settings)
     decode = replace(pipeline.task_image_config(state), max_pixels=pixels, max_bytes=size)
     task = load_task(ctx.datasets.path(spec.dataset), decode)
+    provenance = _provenance(ctx, job, spec)  # for the model card; read now, while it exists
     cfg = search_config(spec, pipeline.search_defaults(state))
     pool = ctx.pool
 
@@ -96,9 +97,20 @@ def run_search(ctx: WorkerContext, job: JobRecord) -> dict[str, Any]:
     # The final progress keeps the chosen net's value: the number the result reports.
     progress.report("export", best_fitness=outcome.result.value, force=True)
     out = ctx.work_dir(job.id) / "export"
-    files = pipeline.export_outcome(out, state, outcome)
+    files = pipeline.export_outcome(out, state, outcome, provenance)
     infos = [ctx.store(job.id, name, p) for name, p in files.items()]
     return _summary(outcome, [i.name for i in infos])
+
+
+def _provenance(ctx: WorkerContext, job: JobRecord, spec: SearchSpec) -> dict[str, Any]:
+    """What the model card says made the model: this job, its supernet, data and spec."""
+    return {
+        "job": job.id,
+        "supernet": spec.supernet,
+        "dataset": spec.dataset,
+        "dataset_filename": ctx.datasets.get(spec.dataset).filename,
+        "spec": spec.model_dump(mode="json", exclude_none=True),
+    }
 
 
 def _summary(outcome: pipeline.TaskOutcome, artifacts: list[str]) -> dict[str, Any]:

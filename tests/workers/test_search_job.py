@@ -128,6 +128,10 @@ def test_a_bounded_search_returns_a_net_and_a_front_within_the_bound(
     assert {"pixel_centroid", "feature_prototype", "model"} <= set(result["floors"]["support"])
     assert isinstance(result["floors"]["model_beats_floors"], bool)
     assert "front.json" in result["artifacts"]
+    assert {"model.ts", "model.onnx", "README.md"} <= set(result["artifacts"])
+    card = ctx.artifacts.path(job.id, "README.md").read_text()
+    assert f"- Job: `{job.id}`" in card and f"- Supernet (meta_train job): `{supernet}`" in card
+    assert f"- Dataset: `{task}` (task.zip)" in card
     front = json.loads(ctx.artifacts.path(job.id, "front.json").read_text())
     points = front["front"] if isinstance(front, dict) else front
     assert points and all(p["macs"] <= limit for p in points)
