@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI
 from redis import Redis
 
 from api import errors
+from api import metrics as prometheus_metrics
 from api.body_limit import BodyLimit
 from api.deps import get_tenant
 from api.routes import datasets, health, jobs, supernets
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
             module.router, dependencies=[Depends(get_tenant)], responses=errors.ERROR_RESPONSES
         )
     app.include_router(health.router)
+    app.include_router(prometheus_metrics.router)  # GET /metrics: open, numbers only
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     return app
 
