@@ -17,15 +17,25 @@ from api import metrics as prometheus_metrics
 from api.body_limit import BodyLimit
 from api.deps import get_tenant
 from api.routes import datasets, health, jobs, supernets
+from api.routes import models as model_routes
 from api.services import Services
 from service.auth import check_exposure
 from service.incoming import sweep_stale_parts
 from service.redis_conn import connect
+from service.serving import ModelRuntime, restore_in_background
 from service.settings import Settings
 
 
-def create_app(settings: Settings | None = None, redis: Redis | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    redis: Redis | None = None,
+    model_runtime: ModelRuntime | None = None,
+) -> FastAPI:
     """The atnas REST API over ``settings`` (read from ``ATNAS_*`` when None).
+
+    ``model_runtime`` serves models (``workers.serving.RayServeRuntime``, built by the process
+    that has Ray); the stored models are redeployed on it in a background thread. Without one,
+    ``/v1/models`` answers 503.
 
     ``redis`` overrides the connection that ``settings`` would open (tests pass one); it must
     have ``decode_responses=True``. Raises ``AuthConfigError`` for malformed API keys, or
@@ -33,7 +43,9 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
     files that a crashed process left in the uploads folder (``service.incoming``).
     """
     settings = settings or Settings()
-    services = Services.build(settings, redis if redis is not None else connect(settings))
+    services = Services.build(
+        settings, redis if redis is not None else connect(settings), model_runtime
+    )
     check_exposure(services.keys, settings.host)
     sweep_stale_parts(settings.datasets_dir)
     app = FastAPI(
@@ -47,9 +59,14 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
         app.include_router(
             module.router, dependencies=[Depends(get_tenant)], responses=errors.ERROR_RESPONSES
         )
+    app.include_router(
+        model_routes.router, dependencies=[Depends(get_tenant)], responses=errors.ERROR_RESPONSES
+    )
     app.include_router(health.router)
     app.include_router(prometheus_metrics.router)  # GET /metrics: open, numbers only
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    if model_runtime is not None:
+        app.state.model_restore = restore_in_background(services.models)
     return app
 
 

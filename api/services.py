@@ -14,7 +14,9 @@ from service.auth import KeyRing
 from service.datasets import DatasetStore
 from service.jobs import JobStore
 from service.keys import Keys
+from service.models import ModelStore
 from service.redis_conn import async_twin
+from service.serving import ModelManager, ModelRuntime
 from service.settings import Settings
 from service.zipcheck import UploadLimits
 
@@ -28,6 +30,7 @@ class Services:
     jobs: JobStore
     datasets: DatasetStore
     artifacts: ArtifactStore
+    models: ModelManager  # served models; 503s when the process has no model runtime (Ray)
     keys: KeyRing = field(default_factory=KeyRing)
     _async: WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncRedis] = field(
         default_factory=WeakKeyDictionary, repr=False, compare=False
@@ -45,16 +48,29 @@ class Services:
         return client
 
     @classmethod
-    def build(cls, settings: Settings, r: Redis) -> Services:
-        """Stores over ``r`` under ``settings.key_prefix`` and ``settings.data_dir``."""
+    def build(
+        cls, settings: Settings, r: Redis, model_runtime: ModelRuntime | None = None
+    ) -> Services:
+        """Stores over ``r`` under ``settings.key_prefix`` and ``settings.data_dir``; served
+        models run on ``model_runtime`` (None: the model routes answer 503)."""
         keys = Keys(settings.key_prefix)
+        jobs = JobStore(r, keys, idempotency_ttl_s=settings.idempotency_ttl_s)
+        artifacts = ArtifactStore(settings.artifacts_dir)
+        models = ModelManager(
+            ModelStore(r, keys, settings.models_dir),
+            jobs,
+            artifacts,
+            model_runtime,
+            max_images=settings.model_max_images,
+        )
         return cls(
             settings=settings,
             redis=r,
-            jobs=JobStore(r, keys, idempotency_ttl_s=settings.idempotency_ttl_s),
+            jobs=jobs,
             datasets=DatasetStore(
                 r, keys, settings.datasets_dir, limits=UploadLimits.from_settings(settings)
             ),
-            artifacts=ArtifactStore(settings.artifacts_dir),
+            artifacts=artifacts,
+            models=models,
             keys=KeyRing.from_settings(settings),
         )

@@ -205,6 +205,18 @@ def _leaf_classes(paths: list[PurePosixPath]) -> dict[str, list[int]]:
     return {folder: idx for folder, idx in classes.items() if folder not in not_leaf}
 
 
+def decode_image(data: bytes, name: str, cfg: ImageConfig) -> np.ndarray:
+    """One image file as a task's images are read: uint8 (C, H, W) at ``cfg``'s size and
+    channels (a served model's inputs go through here too, to match its training).
+
+    Raises :class:`DatasetError` naming ``name`` when it does not decode or is over
+    ``cfg.max_pixels``. Divide by 255 for the model's input range [0, 1].
+    """
+    if len(data) > cfg.max_bytes:
+        raise DatasetError(f"{name}: {len(data)} bytes, over the limit of {cfg.max_bytes}")
+    return _decode(data, name, cfg)
+
+
 def _decode(data: bytes, name: str, cfg: ImageConfig) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as raw:

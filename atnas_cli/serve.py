@@ -80,6 +80,18 @@ def _start_dispatcher(settings: Any, r: Any, args: argparse.Namespace) -> Any:
     return dispatcher
 
 
+def _model_runtime(settings: Any, with_ray: bool) -> Any:
+    """Ray Serve for ``/v1/models`` when this process is a Ray driver (it runs a dispatcher,
+    or ATNAS_RAY_ADDRESS names a cluster to attach to); None: the model routes answer 503."""
+    if not with_ray and not settings.ray_address:
+        return None
+    from workers.runtime import init_ray
+    from workers.serving import RayServeRuntime
+
+    init_ray(settings.ray_address)  # already done when a dispatcher runs
+    return RayServeRuntime(settings)
+
+
 def _guard(r: Any) -> None:
     """Starts the watchdog that stops this process's Ray processes and its embedded Redis
     server if it dies without cleaning up (:mod:`atnas_cli.watchdog`)."""
@@ -103,7 +115,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     r.ping()
     _guard(r)
     dispatcher = None if args.no_worker else _start_dispatcher(settings, r, args)
-    app = create_app(settings, r)
+    models = _model_runtime(settings, with_ray=dispatcher is not None)
+    app = create_app(settings, r, models)
     from atnas_cli.gc import start_sweeper
 
     sweeper = start_sweeper(settings, r)

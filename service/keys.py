@@ -76,6 +76,17 @@ class Keys:
             return self._k("datasets", "t", tenant)
         return self._k("datasets")
 
+    # --- served models ------------------------------------------------------------------
+    def model(self, model_id: str) -> str:
+        """String: the served model's record as JSON."""
+        return self._k("model", model_id)
+
+    def model_index(self, tenant: str | None = None) -> str:
+        """Sorted set of model ids scored by creation time (with ``tenant``, only its own)."""
+        if tenant is not None:
+            return self._k("models", "t", tenant)
+        return self._k("models")
+
     def all_patterns(self) -> list[str]:
         """SCAN patterns covering every key under the prefix (tests use it to clean up)."""
         return [self._k("*")]

@@ -60,6 +60,18 @@ class Settings(BaseSettings):
     # Folders above an image file (``wrapper/group/class/x.png`` is 3).
     max_folder_depth: int = Field(default=12, ge=1)
 
+    # --- served models (POST /v1/models, Ray Serve) ---------------------------------------
+    # Images in one predict request (more: 413). Each is a file of at most max_image_bytes and
+    # max_image_pixels, inside a body of at most max_request_bytes.
+    model_max_images: int = Field(default=64, ge=1, le=4096)
+    # CPUs that Ray reserves for each replica (each runs one torch thread): 0 lets a replica
+    # be placed beside job workers that hold every CPU; raise it to keep models off busy nodes.
+    model_replica_cpus: float = Field(default=0.0, ge=0)
+    # Requests that a replica batches into one forward pass: up to this many images, waiting
+    # at most this long for more to come.
+    model_max_batch: int = Field(default=64, ge=1, le=4096)
+    model_batch_wait_ms: float = Field(default=2.0, ge=0, le=1000)
+
     # --- housekeeping (`atnas gc`, and a sweep in every dispatcher) ----------------------
     # Finished jobs older than this lose their artifacts, work folder and record; None: kept.
     # A supernet that a queued or running search uses is kept.
@@ -76,6 +88,11 @@ class Settings(BaseSettings):
     def artifacts_dir(self) -> Path:
         """Folder of job artifacts: ``<data_dir>/artifacts/<job_id>/<name>``."""
         return self.data_dir / "artifacts"
+
+    @property
+    def models_dir(self) -> Path:
+        """Folder of served models: ``<data_dir>/models/<model_id>/model.ts``."""
+        return self.data_dir / "models"
 
     @property
     def keys_file(self) -> Path:
