@@ -12,11 +12,11 @@ import gc
 from fastapi import Depends, FastAPI
 from redis import Redis
 
-from api import errors
+from api import dashboard, errors
 from api import metrics as prometheus_metrics
 from api.body_limit import BodyLimit
 from api.deps import get_tenant
-from api.routes import datasets, health, jobs, supernets
+from api.routes import datasets, events, health, jobs, supernets
 from api.routes import models as model_routes
 from api.services import Services
 from service.auth import check_exposure
@@ -55,7 +55,8 @@ def create_app(
     )
     app.state.services = services
     errors.install(app)
-    for module in (datasets, jobs, supernets):  # every /v1 route needs a key (when keys exist)
+    # Every /v1 route needs a key (when keys exist).
+    for module in (datasets, jobs, events, supernets):
         app.include_router(
             module.router, dependencies=[Depends(get_tenant)], responses=errors.ERROR_RESPONSES
         )
@@ -63,6 +64,7 @@ def create_app(
         model_routes.router, dependencies=[Depends(get_tenant)], responses=errors.ERROR_RESPONSES
     )
     app.include_router(health.router)
+    dashboard.install(app)  # GET / and its static files: public, they hold no data
     app.include_router(prometheus_metrics.router)  # GET /metrics: open, numbers only
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     if model_runtime is not None:

@@ -12,16 +12,19 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 from pydantic import BaseModel
 
+from api.sse import parse_events
 from service.schemas import (
     ArtifactInfo,
     DatasetPublic,
@@ -49,6 +52,13 @@ class WaitTimeout(TimeoutError):
     def __init__(self, job: JobPublic, timeout: float) -> None:
         super().__init__(f"job {job.id} is still {job.status.value} after {timeout:g} s")
         self.job = job
+
+
+class JobEvent(NamedTuple):
+    """One event of :meth:`AtnasClient.events`: ``status`` or ``progress``, and the job."""
+
+    event: str
+    job: JobPublic
 
 
 class AtnasClient:
@@ -188,6 +198,24 @@ class AtnasClient:
             if time.monotonic() >= deadline:
                 raise WaitTimeout(job, timeout)
             time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+
+    def events(self, job_id: str, idle_timeout: float = 60.0) -> Iterator[JobEvent]:
+        """The job's server-sent events (``GET /v1/jobs/{id}/events``) as they come: the
+        current state first, then each status or progress change; ends after the terminal
+        one. ``idle_timeout``: seconds without a byte (keep-alives count) before giving up
+        with :class:`httpx.ReadTimeout`. :class:`ApiError` for an unknown job."""
+        timeout = httpx.Timeout(self._http.timeout.connect, read=idle_timeout)
+        with self._http.stream("GET", f"/v1/jobs/{job_id}/events", timeout=timeout) as resp:
+            if resp.status_code >= 400:
+                resp.read()
+                self._json(resp)
+            for ev in parse_events(resp.iter_lines()):
+                if ev.event in ("status", "progress"):
+                    yield JobEvent(ev.event, JobPublic.model_validate_json(ev.data))
+                else:  # "gone", "error": the server ends the stream with a reason
+                    raise ApiError(
+                        410 if ev.event == "gone" else 503, json.loads(ev.data)["detail"]
+                    )
 
     def cancel(self, job_id: str) -> JobPublic:
         """Cancels a queued job, or asks a running one to stop."""

@@ -1,4 +1,4 @@
-"""``atnas upload|submit|status|wait|cancel|pull``: a client of a running service."""
+"""``atnas upload|submit|status|cancel|pull``: a client of a running service."""
 
 from __future__ import annotations
 
@@ -49,10 +49,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p = parser("status", "show a job (status, progress, result, error)")
     p.add_argument("job")
     p.set_defaults(func=cmd_status)
-    p = parser("wait", "wait until a job finishes; exit 1 unless it succeeded")
-    p.add_argument("job")
-    p.add_argument("--timeout", type=float, default=3600.0, help="seconds (default %(default)s)")
-    p.set_defaults(func=cmd_wait)
+    # `atnas wait` follows the live events: atnas_cli.wait
     p = parser("cancel", "cancel a queued or running job")
     p.add_argument("job")
     p.set_defaults(func=cmd_cancel)
@@ -146,19 +143,6 @@ def _spec(text: str) -> Any:
 def cmd_status(args: argparse.Namespace) -> int:
     _show(_call(_client(args).job, args.job), args.json)
     return 0
-
-
-def cmd_wait(args: argparse.Namespace) -> int:
-    from api.client import WaitTimeout
-
-    try:
-        job = _call(_client(args).wait, args.job, timeout=args.timeout)
-    except WaitTimeout as exc:
-        raise CliError(
-            f"job {args.job} still {exc.job.status.value} after {args.timeout:.0f}s"
-        ) from None
-    _show(job, args.json)
-    return 0 if job.status.value == "succeeded" else 1
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:

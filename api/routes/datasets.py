@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import DatasetsDep, JobsDep, SettingsDep, TenantDep
 from api.upload import OPENAPI_BODY, receive_dataset
 from service.auth import OPEN_TENANT
 from service.schemas import DatasetPublic
+from service.thumbnails import thumbnail
 from service.validation import check_dataset_unused
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -33,6 +36,25 @@ def list_datasets(datasets: DatasetsDep, tenant: TenantDep) -> list[DatasetPubli
 def get_dataset(dataset_id: str, datasets: DatasetsDep, tenant: TenantDep) -> DatasetPublic:
     """Describes one dataset: classes, counts, groups, kind."""
     return datasets.get(dataset_id, tenant)
+
+
+@router.get(
+    "/{dataset_id}/thumbnail",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "a PNG preview"}},
+)
+def dataset_thumbnail(
+    dataset_id: str,
+    datasets: DatasetsDep,
+    tenant: TenantDep,
+    class_name: Annotated[str, Query(alias="class", min_length=1, max_length=1024)],
+    i: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    size: Annotated[int, Query(ge=8, le=256)] = 64,
+) -> Response:
+    """One image of a class (the i-th), shrunk to fit size x size pixels, as a PNG."""
+    datasets.get(dataset_id, tenant)
+    png = thumbnail(datasets.path(dataset_id), class_name, i, size)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.delete("/{dataset_id}", status_code=204)
