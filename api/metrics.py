@@ -79,7 +79,7 @@ def _durations(s: JobStats, recent: int) -> Metric:
         labels=["kind", "status"],
     )
     for (kind, status), values in sorted(s.durations.items()):
-        buckets = [(_bound(b), float(sum(v <= b for v in values))) for b in DURATION_BUCKETS]
+        buckets = [(repr(b), float(sum(v <= b for v in values))) for b in DURATION_BUCKETS]
         buckets.append(("+Inf", float(len(values))))
         family.add_metric([kind, status], buckets, gsum_value=float(sum(values)))
     return family
@@ -114,10 +114,6 @@ def _worker_families(s: JobStats) -> Iterable[Metric]:
         cluster.add_metric(["cpu"], s.cluster.cpus)
         cluster.add_metric(["gpu"], s.cluster.gpus)
     yield cluster
-
-
-def _bound(b: float) -> str:
-    return f"{b:g}" if b < 1e5 else repr(b)
 
 
 @router.get(

@@ -89,10 +89,10 @@ def test_the_scrape_reflects_a_store_filled_directly(
     assert s[("atnas_jobs_created_total", ())] == 5
     assert s[("atnas_queue_depth", ())] == 1
     assert 0 <= s[("atnas_queue_oldest_age_seconds", ())] < 30
-    assert durations(s, "search", "succeeded", "1") == 0
-    assert durations(s, "search", "succeeded", "5") == 1
-    assert durations(s, "search", "succeeded", "60") == 1
-    assert durations(s, "search", "succeeded", "120") == 2
+    assert durations(s, "search", "succeeded", "1.0") == 0
+    assert durations(s, "search", "succeeded", "5.0") == 1
+    assert durations(s, "search", "succeeded", "60.0") == 1
+    assert durations(s, "search", "succeeded", "120.0") == 2
     assert durations(s, "search", "succeeded") == 2
     labels = (("kind", "search"), ("status", "succeeded"))
     assert s[("atnas_job_duration_seconds_gsum", labels)] == 103.0

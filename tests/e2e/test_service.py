@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import onnxruntime as ort
 import pytest
 import redis
 import torch
@@ -186,7 +187,8 @@ def test_upload_meta_train_search_download_classify(
     result = job.result
     assert result is not None
     infos = {a.name: a for a in service.artifacts(sj.id)}
-    assert {"model.ts", "model.json", "arch.json", "metrics.json"} <= set(infos)
+    assert {"model.ts", "model.onnx", "model.json", "arch.json", "metrics.json"} <= set(infos)
+    assert "README.md" in infos  # the model card
     out = tmp_path / "model.ts"
     service.download(sj.id, "model.ts", out)
     assert hashlib.sha256(out.read_bytes()).hexdigest() == infos["model.ts"].sha256
@@ -202,6 +204,14 @@ def test_upload_meta_train_search_download_classify(
     with torch.no_grad():
         acc = (model(x).argmax(1) == y).float().mean().item()
     assert acc == pytest.approx(result["query_acc"], abs=1e-6)
+    # The ONNX model gives the same classes on the same images.
+    onnx_path = service.download(sj.id, "model.onnx", tmp_path / "model.onnx")
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    onnx_logits = session.run(["logits"], {"images": x.numpy()})[0]
+    with torch.no_grad():
+        ts_logits = model(x).numpy()
+    assert (onnx_logits.argmax(1) == ts_logits.argmax(1)).all()
+    assert abs(onnx_logits - ts_logits).max() <= 1e-4
     assert acc > 0.2  # better than chance on 5 classes the supernet never saw
 
 
