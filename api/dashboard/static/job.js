@@ -116,6 +116,11 @@ export async function jobPage(view, id) {
     $("#plots").innerHTML = plots.map((p) => `<div class="card plot">${p}</div>`).join("")
       || `<div class="card plot">${livePlots(job, live)}</div>`;
     if (arch) $("#arch").innerHTML = arch;
+    else if (job.kind === "meta_train" && job.result && job.result.best_architecture) {
+      $("#arch").innerHTML = `<p>Meta-training keeps a population, not one net; its best:
+        <span class="mono">${esc(job.result.best_architecture)}</span> (fitness ${fmt(job.result.best_fitness)}).
+        A search job draws the net it chose for a task.</p>`;
+    }
   }
 
   $("#artifacts").addEventListener("click", async (e) => {
