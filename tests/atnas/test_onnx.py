@@ -17,7 +17,7 @@ from atnas.presets import get_preset
 from atnas.space import Encode
 from atnas.supernet import Supernet
 from atnas.tasks import to_float
-from tests.atnas.conftest import TINY_SEARCH, synthetic_task
+from tests.atnas.conftest import TINY_SEARCH, synthetic_task, tiny_state
 
 CPU = torch.device("cpu")
 TINY = get_preset("tiny")
@@ -114,3 +114,21 @@ def test_every_op_exports_to_the_same_logits(op: str, tmp_path: Path) -> None:
     eager = TaskModel(enc, w)(x).detach().numpy()
     ox = _session(paths["model.onnx"]).run(None, {ONNX_INPUT: x.numpy()})[0]
     assert np.abs(eager - ox).max() <= 1e-4
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_net_adapted_on_cuda_exports_for_the_cpu(tmp_path: Path) -> None:
+    # A worker with a GPU searches and adapts on CUDA; both model files must still load and
+    # run on a CPU-only machine and agree with the CUDA net.
+    cuda = torch.device("cuda")
+    state = tiny_state()
+    outcome = pipeline.search_task(state, synthetic_task(way=3), TINY_SEARCH, device=cuda)
+    paths = pipeline.export_outcome(tmp_path, state, outcome)
+    x = torch.rand(16, 1, 8, 8)
+    with torch.no_grad():
+        on_gpu = TaskModel(outcome.result.encode, outcome.result.weights).to(cuda)(x.to(cuda))
+    ox = _session(paths["model.onnx"]).run([ONNX_OUTPUT], {ONNX_INPUT: x.numpy()})[0]
+    assert np.abs(on_gpu.cpu().numpy() - ox).max() <= 1e-3  # CUDA convolutions differ a little
+    diff, agree = _compare(paths["model.ts"], paths["model.onnx"], x)
+    assert agree == 1.0 and diff <= 1e-4
