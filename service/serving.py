@@ -78,8 +78,11 @@ class ModelRuntime(Protocol):
     def undeploy(self, model_id: str) -> None:
         """Stops the model's deployment (nothing when there is none)."""
 
-    async def predict(self, model_id: str, images: list[tuple[str, bytes]]) -> list[list[float]]:
-        """Class probabilities of each ``(name, file bytes)`` image, in the model's class order.
+    async def predict(
+        self, model_id: str, images: list[tuple[str, bytes]], replicas: int = 1
+    ) -> list[list[float]]:
+        """Class probabilities of each ``(name, file bytes)`` image, in the model's class order
+        (``replicas``: the model's, so that a runtime can size what it sends at once).
 
         Raises :class:`InvalidImage` naming an image that does not decode, and
         :class:`ServingUnavailable` when the deployment is not running.
@@ -200,7 +203,7 @@ class ModelManager:
     ) -> PredictResponse:
         """Predictions of the (:meth:`ready`) model for ``images`` (``(name, file bytes)``)."""
         check_count(len(images), self.max_images)
-        probabilities = await self._runtime().predict(record.id, images)
+        probabilities = await self._runtime().predict(record.id, images, record.replicas)
         return PredictResponse(
             model=record.id, predictions=[_prediction(record.classes, p) for p in probabilities]
         )

@@ -29,6 +29,7 @@ from atnas.errors import DatasetError
 from service.models import InvalidImage, ServingUnavailable
 from service.serving import Deployment
 from service.settings import Settings
+from workers.coalesce import Coalescer, Images
 
 log = logging.getLogger(__name__)
 APP_PREFIX = "atnas-model-"
@@ -39,6 +40,10 @@ PREDICT_TIMEOUT_S = 30.0
 def app_name(model_id: str) -> str:
     """The Serve application of a model."""
     return f"{APP_PREFIX}{model_id}"
+
+
+class _BadImage(Exception):
+    """An image of a request that does not decode (its reason names it)."""
 
 
 def _images_in(batches: list[np.ndarray]) -> int:
@@ -63,23 +68,36 @@ class ModelReplica:
         batcher.set_max_batch_size(max_batch)
         batcher.set_batch_wait_timeout_s(batch_wait_s)
 
-    async def predict(self, images: list[tuple[str, bytes]]) -> dict[str, Any]:
-        """``{"probabilities": [[p, ...], ...]}`` per image, or ``{"error": reason}`` naming
-        the first image that does not decode (an answer, not an exception: it is the
-        caller's mistake, and the API turns it into a 422)."""
-        arrays = []
-        for name, data in images:
+    async def predict(self, requests: list[Images]) -> list[dict[str, Any]]:
+        """One answer per request (the API sends the requests that arrived together, see
+        :mod:`workers.coalesce`): ``{"probabilities": [[p, ...], ...]}`` per image, or
+        ``{"error": reason}`` naming the request's first image that does not decode (an answer,
+        not an exception: it is that caller's mistake, the API makes it a 422, and the other
+        requests of the call are answered all the same)."""
+        answers: list[dict[str, Any]] = [{} for _ in requests]
+        decoded: list[tuple[int, np.ndarray]] = []
+        for i, images in enumerate(requests):
             try:
-                arrays.append(decode_image(data, name, self.image))
-            except DatasetError as exc:
-                return {"error": str(exc)}
-            except Exception as exc:  # a decoder error PIL does not wrap: still the file's fault
-                return {"error": f"{name}: cannot decode image ({type(exc).__name__}: {exc})"}
-        x = np.stack(arrays)  # (n, C, H, W) uint8
-        # A request larger than a batch goes in several (the batcher refuses an oversized one).
-        parts = [x[i : i + self.max_batch] for i in range(0, len(x), self.max_batch)]
-        probs = await asyncio.gather(*(self._forward(p) for p in parts))
-        return {"probabilities": np.concatenate(probs).tolist()}
+                decoded.append((i, np.stack([self._decode(n, d) for n, d in images])))
+            except _BadImage as exc:
+                answers[i] = {"error": str(exc)}
+        if decoded:
+            x = np.concatenate([a for _, a in decoded])  # (n, C, H, W) uint8
+            # More images than a batch go in several (the batcher refuses an oversized one).
+            parts = [x[i : i + self.max_batch] for i in range(0, len(x), self.max_batch)]
+            probs = np.concatenate(await asyncio.gather(*(self._forward(p) for p in parts)))
+            sizes = np.cumsum([len(a) for _, a in decoded])[:-1]
+            for (i, _), p in zip(decoded, np.split(probs, sizes), strict=True):
+                answers[i] = {"probabilities": p.tolist()}
+        return answers
+
+    def _decode(self, name: str, data: bytes) -> np.ndarray:
+        try:
+            return decode_image(data, name, self.image)  # (C, H, W) uint8
+        except DatasetError as exc:
+            raise _BadImage(str(exc)) from None
+        except Exception as exc:  # a decoder error PIL does not wrap: still the file's fault
+            raise _BadImage(f"{name}: cannot decode image ({type(exc).__name__}: {exc})") from None
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.002, batch_size_fn=_images_in)
     async def _forward(self, batches: list[np.ndarray]) -> list[np.ndarray]:
@@ -102,6 +120,8 @@ class RayServeRuntime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._handles: dict[str, DeploymentHandle[Any]] = {}
+        # (model id, id of the event loop) -> the coalescer of that model's requests there.
+        self._coalescers: dict[tuple[str, int], Coalescer] = {}
         self._lock = threading.Lock()
         self._started = False
 
@@ -140,6 +160,8 @@ class RayServeRuntime:
         handle = serve.run(app, name=app_name(deployment.model_id), route_prefix=None)
         with self._lock:
             self._handles[deployment.model_id] = handle
+            for key in [k for k in self._coalescers if k[0] == deployment.model_id]:
+                del self._coalescers[key]  # made for the replaced deployment's handle
         log.info("model %s deployed (%d replica(s))", deployment.model_id, deployment.replicas)
 
     def running(self, model_id: str) -> bool:
@@ -151,22 +173,19 @@ class RayServeRuntime:
         """Deletes the model's application (nothing when there is none)."""
         with self._lock:
             self._handles.pop(model_id, None)
+            for key in [k for k in self._coalescers if k[0] == model_id]:
+                del self._coalescers[key]
         if serve.status().applications.get(app_name(model_id)) is not None:
             serve.delete(app_name(model_id))
 
-    async def predict(self, model_id: str, images: list[tuple[str, bytes]]) -> list[list[float]]:
+    async def predict(
+        self, model_id: str, images: list[tuple[str, bytes]], replicas: int = 1
+    ) -> list[list[float]]:
         """Class probabilities per image (see :class:`service.serving.ModelRuntime`)."""
-        handle = await self._handle(model_id)
-        response = handle.predict.remote(images)
-
-        async def answer() -> dict[str, Any]:
-            out: dict[str, Any] = await response
-            return out
-
+        coalescer = await self._coalescer(model_id, replicas)
         try:
-            out = await asyncio.wait_for(answer(), PREDICT_TIMEOUT_S)
+            out = await asyncio.wait_for(coalescer.submit(images), PREDICT_TIMEOUT_S)
         except TimeoutError:
-            response.cancel()  # type: ignore[no-untyped-call]
             raise ServingUnavailable(
                 f"model {model_id} did not answer within {PREDICT_TIMEOUT_S:g} s; retry"
             ) from None
@@ -177,6 +196,24 @@ class RayServeRuntime:
             raise InvalidImage(out["error"])
         probabilities: list[list[float]] = out["probabilities"]
         return probabilities
+
+    async def _coalescer(self, model_id: str, replicas: int) -> Coalescer:
+        """The model's coalescer on the running event loop (calls go through its handle)."""
+        key = (model_id, id(asyncio.get_running_loop()))
+        with self._lock:
+            coalescer = self._coalescers.get(key)
+        if coalescer is None:
+            handle = await self._handle(model_id)
+
+            async def call(requests: list[Images]) -> list[dict[str, Any]]:
+                answers: list[dict[str, Any]] = await handle.predict.remote(requests)
+                return answers
+
+            # Two calls per replica in flight: one computing, one on its way.
+            coalescer = Coalescer(call, 2 * replicas, self.settings.model_max_batch)
+            with self._lock:
+                coalescer = self._coalescers.setdefault(key, coalescer)
+        return coalescer
 
     async def _handle(self, model_id: str) -> DeploymentHandle[Any]:
         with self._lock:
@@ -198,5 +235,6 @@ class RayServeRuntime:
         """Stops Serve on the cluster: every model of every process (tests; a local Ray)."""
         with self._lock:
             self._handles.clear()
+            self._coalescers.clear()
             self._started = False
         serve.shutdown()  # type: ignore[no-untyped-call]
