@@ -68,9 +68,10 @@ class Settings(BaseSettings):
     # be placed beside job workers that hold every CPU; raise it to keep models off busy nodes.
     model_replica_cpus: float = Field(default=0.0, ge=0)
     # Requests that a replica batches into one forward pass: up to this many images, waiting
-    # at most this long for more to come.
+    # at most this long for more to come (0: only what is already queued; an API process
+    # already sends the requests that arrive together as one call, see workers/coalesce.py).
     model_max_batch: int = Field(default=64, ge=1, le=4096)
-    model_batch_wait_ms: float = Field(default=2.0, ge=0, le=1000)
+    model_batch_wait_ms: float = Field(default=0.0, ge=0, le=1000)
 
     # --- housekeeping (`atnas gc`, and a sweep in every dispatcher) ----------------------
     # Finished jobs older than this lose their artifacts, work folder and record; None: kept.

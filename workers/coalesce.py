@@ -9,7 +9,7 @@ once, with no added wait; under load the calls grow instead of queueing up. The 
 ``@serve.batch`` then merges the calls that reach it together (from several API processes).
 
 Example:
-    >>> c = Coalescer(call, max_in_flight=2, max_images=64)   # doctest: +SKIP
+    >>> c = Coalescer(call, max_in_flight=1, max_images=64)   # doctest: +SKIP
     >>> await c.submit([("a.png", png)])                       # doctest: +SKIP
     {'probabilities': [[0.9, 0.1]]}
 """

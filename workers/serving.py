@@ -209,8 +209,9 @@ class RayServeRuntime:
                 answers: list[dict[str, Any]] = await handle.predict.remote(requests)
                 return answers
 
-            # Two calls per replica in flight: one computing, one on its way.
-            coalescer = Coalescer(call, 2 * replicas, self.settings.model_max_batch)
+            # One call per replica in flight: requests that come meanwhile form the next one
+            # (two in flight cost 20% more CPU per request for smaller calls: 206/s vs 244/s).
+            coalescer = Coalescer(call, replicas, self.settings.model_max_batch)
             with self._lock:
                 coalescer = self._coalescers.setdefault(key, coalescer)
         return coalescer
