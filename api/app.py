@@ -64,8 +64,8 @@ def create_app(
         model_routes.router, dependencies=[Depends(get_tenant)], responses=errors.ERROR_RESPONSES
     )
     app.include_router(health.router)
-    dashboard.install(app)  # GET / and its static files: public, they hold no data
     app.include_router(prometheus_metrics.router)  # GET /metrics: open, numbers only
+    dashboard.install(app)  # GET / and its static files: public, they hold no data
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     if model_runtime is not None:
         app.state.model_restore = restore_in_background(services.models)

@@ -39,8 +39,11 @@ def launch(chromium: BrowserType, path: str) -> Browser:
     return chromium.launch(executable_path=path, headless=True, args=args)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium under Playwright, for one test module only: Playwright's sync API keeps an
+    asyncio loop running in the main thread while it is started, and tests of other packages
+    that call ``asyncio.run`` must not find it there."""
     path = chromium_path()
     if path is None:
         pytest.skip(
