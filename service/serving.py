@@ -118,8 +118,7 @@ class ModelManager:
         for a search that has not succeeded, 503 without Ray or when the deployment fails (the
         record then stays, status ``failed``, until it is deleted).
         """
-        runtime = self._runtime()
-        job = self.jobs.get(body.job, tenant)
+        job = self.jobs.get(body.job, tenant)  # the request is checked before the runtime
         if job.kind != JobKind.search:
             raise NotASearchJob(
                 f"job {job.id} is a {job.kind.value} job, which makes a supernet, not a model: "
@@ -129,6 +128,7 @@ class ModelManager:
             raise NotServable(
                 f"job {job.id} is {job.status.value}: only a succeeded search job has a model"
             )
+        runtime = self._runtime()
         try:
             sources = {name: self.artifacts.path(job.id, name) for name in MODEL_FILES}
         except ArtifactNotFound as exc:

@@ -316,6 +316,12 @@ def test_a_lost_model_is_redeployed_by_the_next_api_and_delete_takes_it_down(
 
 
 def test_an_api_without_ray_says_models_are_not_served(server: LiveServer) -> None:
-    resp = server.http.post("/v1/models", json={"job": "0" * 32})
+    unknown = server.http.post("/v1/models", json={"job": "0" * 32})
+    assert unknown.status_code == 404  # the request is checked first, then the runtime
+    jobs = server.services.jobs
+    job, _ = jobs.create(JobKind.search, SearchSpec(supernet="a" * 32, dataset="b" * 32))
+    jobs.start(job.id, "a-worker")
+    jobs.succeed(job.id, {})
+    resp = server.http.post("/v1/models", json={"job": job.id})
     assert resp.status_code == 503 and "without Ray" in resp.json()["detail"]
     assert server.http.get("/v1/models").json() == []
