@@ -112,11 +112,12 @@ def wait_final(jobs: JobStore, job_id: str, timeout: float = 120.0) -> JobRecord
     return job
 
 
-def meta_train_spec(dataset: str, budget: float) -> MetaTrainSpec:
+def meta_train_spec(dataset: str, budget: float, workers: int | None = None) -> MetaTrainSpec:
     """A meta_train job of the tiny preset on 16-pixel images: a few seconds of work."""
-    return MetaTrainSpec(
+    spec = MetaTrainSpec(
         datasets=[dataset], way=2, preset="tiny", image_size=16, budget_seconds=budget
     )
+    return spec if workers is None else spec.model_copy(update={"workers": workers})
 
 
 def upload_classes(dispatcher: Dispatcher) -> str:

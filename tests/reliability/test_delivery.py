@@ -29,12 +29,14 @@ def test_a_job_delivered_twice_runs_once(service: Service) -> None:
 def test_several_meta_train_jobs_started_at_once_all_succeed(
     service: Service, figure: Callable[[str, float], None]
 ) -> None:
-    # Tune's trainable registry is process-global: three Tuners at once used to break it.
+    # Tune's trainable registry is process-global: three Tuners at once used to break it. One
+    # worker each, so that two of them start and run side by side on the 2 CPUs.
     started = time.monotonic()
-    ids = [service.submit(meta_train_spec(service.classes, budget=3)) for _ in range(3)]
+    ids = [service.submit(meta_train_spec(service.classes, 3, workers=1)) for _ in range(3)]
     jobs = [wait_final(service.jobs, i, timeout=180) for i in ids]
     figure(
-        "3 meta_train jobs submitted at once (2 CPUs): all done after", time.monotonic() - started
+        "3 meta_train jobs of 1 worker submitted at once (2 CPUs): all done after",
+        time.monotonic() - started,
     )
     assert [j.status for j in jobs] == [JobStatus.succeeded] * 3, [j.error for j in jobs]
     assert all(j.attempts == 1 for j in jobs)
