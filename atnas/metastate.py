@@ -38,6 +38,8 @@ class MetaTrainConfig:
     explore: float = 0.0  # share of tasks trained on a random encode instead of a member
     sandwich: bool = True  # every meta-batch also trains the widest and a narrowest path
     fitness_memory: float = 0.5  # weight kept by earlier EA rounds' scores at each new round
+    focus: float = 0.0  # share of the budget, at its end, that trains the final choice alone
+    final_tasks: int = 0  # fitness tasks of a last selection round before the focus (0: none)
     fixed_encode: Encode | None = None
     budget_seconds: float | None = 600.0
     iterations: int | None = None
@@ -56,6 +58,10 @@ class MetaTrainConfig:
             raise ConfigError("meta_batch, population, ea_every and ea_tasks must be >= 1")
         if not 0.0 <= self.explore <= 1.0:
             raise ConfigError("explore must be in [0, 1]")
+        if not 0.0 <= self.focus < 1.0:
+            raise ConfigError("focus must be in [0, 1)")
+        if self.final_tasks < 0:
+            raise ConfigError("final_tasks must be >= 0")
 
     def to_json(self) -> dict[str, Any]:
         """JSON form (stored in checkpoints and artifacts)."""
@@ -122,10 +128,17 @@ class MetaState:
     elapsed: float = 0.0
     curve: list[dict[str, float]] = field(default_factory=list)
     ea_history: list[dict[str, Any]] = field(default_factory=list)
+    focus: Encode | None = None  # the encode trained alone once the focus phase began
 
     def ranked(self) -> list[Member]:
-        """Population members, fittest first (unscored last)."""
-        return sorted(self.population, key=lambda m: -1.0 if m.fitness is None else -m.fitness)
+        """Population members, fittest first (unscored last); a focused encode leads."""
+        return sorted(
+            self.population,
+            key=lambda m: (
+                m.encode != self.focus,
+                -1.0 if m.fitness is None else -m.fitness,
+            ),
+        )
 
     def prior(self) -> dict[Encode, float]:
         """The across-task fitness of each scored member (the prior of a per-task search)."""
@@ -168,6 +181,7 @@ class MetaState:
                 "elapsed": self.elapsed,
                 "curve": self.curve,
                 "ea_history": self.ea_history,
+                "focus": None if self.focus is None else self.focus.to_json(),
                 "extra": extra or {},
             },
         )
@@ -185,6 +199,8 @@ class MetaState:
                 Member(Encode.from_json(m["encode"]), m["fitness"], float(m.get("weight", 0.0)))
                 for m in data["population"]
             ]
+            focus = data.get("focus")
+            focused = None if focus is None else Encode.from_json(focus)
         except (KeyError, TypeError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"{path}: inconsistent meta-state ({exc})") from None
         state = cls(
@@ -196,5 +212,6 @@ class MetaState:
             float(data["elapsed"]),
             list(data["curve"]),
             list(data["ea_history"]),
+            focused,
         )
         return state, dict(data["extra"])

@@ -10,6 +10,13 @@ accuracy after adaptation, all candidates on the same tasks); a member's fitness
 over rounds, a child starts from its parents', and the fittest survive. With ``fixed_encode``
 set there is no evolution: that is the Conv-4 baseline on the same code path.
 
+Focus. A supernet spreads its updates over many paths, so at a small budget every path ends
+up less trained than the same net trained alone. With ``focus`` > 0 the last ``focus`` share
+of the budget (time or iterations) ends the evolution: a final round scores the population
+and the widest path on ``final_tasks`` fitness tasks, and the winner alone trains every slot
+from then on, from its inherited weights (one-shot NAS, then training of the choice). A
+closing round re-scores the members at the end, so a per-task search sees current priors.
+
 Measured (150 s budgets, docs/results/sweep-2026-11-26.jsonl): without the sandwich rule the
 best encode scored 21 points lower at 5w1s, and with fitness overwritten each round 10 lower.
 The config, members and meta-state live in :mod:`atnas.metastate`; the sandwich paths and the
@@ -194,6 +201,8 @@ class MetaTrainer:
 
     def _pick_encode(self, slot: int, rng: np.random.Generator) -> Encode:
         cfg, st = self.config, self.state
+        if st.focus is not None:
+            return st.focus
         if cfg.fixed_encode is None and cfg.sandwich and slot < 2 and cfg.meta_batch >= 3:
             # The sandwich rule: the widest and a narrowest path train in every meta-batch,
             # so that the whole width range (Conv-4 included) stays usable.
@@ -289,8 +298,47 @@ class MetaTrainer:
             updated.append(Member(child, (w0 * f0 + k * acc) / (w0 + k), w0 + k))
         updated.sort(key=lambda m: -(m.fitness or 0.0))
         st.population = updated[: cfg.population]
+        self._log_round("ea")
+
+    def final_round(self, kind: str = "final") -> None:
+        """A last, larger selection round: the population and the widest path, scored on
+        ``final_tasks`` fresh fitness tasks (no offspring), their fitness updated as in
+        :meth:`evolve`. One EA round's 4 tasks rank members at +-4 points of noise; this one
+        decides the encode that the focus phase trains and the search starts from.
+        At the end of a focused run it re-scores the members; the focused encode still
+        leads the ranking (:meth:`MetaState.ranked`)."""
+        cfg, st = self.config, self.state
+        assert self.fitness is not None
+        members = list(st.population)
+        if all(m.encode != widest(st.space) for m in members):
+            members.append(Member(widest(st.space)))
+        tasks = [self.fitness.sample(self.rng) for _ in range(cfg.final_tasks)]
+        scores = self._accuracies([m.encode for m in members], tasks)
+        k = float(cfg.final_tasks)
+        updated = []
+        for row, m in enumerate(members):
+            w0 = cfg.fitness_memory * m.weight if m.fitness is not None else 0.0
+            f0 = m.fitness or 0.0
+            acc = float(np.mean(scores[row]))
+            updated.append(Member(m.encode, (w0 * f0 + k * acc) / (w0 + k), w0 + k))
+        updated.sort(key=lambda m: -(m.fitness or 0.0))
+        st.population = updated[: cfg.population]
+        self._log_round(kind)
+
+    def begin_focus(self) -> None:
+        """Ends the evolution: after a final round (if asked), the fittest encode alone trains
+        every slot of every meta-batch for the rest of the budget."""
+        st = self.state
+        if self.config.final_tasks > 0:
+            self.final_round()
+        st.focus = st.ranked()[0].encode
+        log.info("focus from iteration %d on %s", st.iteration, st.focus.key())
+
+    def _log_round(self, kind: str) -> None:
+        st = self.state
         st.ea_history.append(
             {
+                "kind": kind,
                 "iteration": st.iteration,
                 "best": st.population[0].fitness,
                 "mean": float(np.mean([m.fitness for m in st.population])),
@@ -325,14 +373,18 @@ class MetaTrainer:
         try:
             while True:
                 stop = cancelled is not None or (should_stop is not None and should_stop())
-                stop, done = self._agree(stop, self._done(started, elapsed0))
+                focus = self._focus_due(started, elapsed0)
+                stop, done, focus = self._agree(stop, self._done(started, elapsed0), focus)
                 if stop:
                     raise cancelled or Cancelled("meta-training was stopped")
                 if done:
                     break
+                if focus:
+                    self.begin_focus()
                 loss, acc = self.meta_step()
                 st.iteration += 1
-                if cfg.fixed_encode is None and st.iteration % cfg.ea_every == 0:
+                evolving = cfg.fixed_encode is None and st.focus is None
+                if evolving and st.iteration % cfg.ea_every == 0:
                     self.evolve()
                 st.elapsed = elapsed0 + time.perf_counter() - started
                 st.curve.append(
@@ -349,20 +401,40 @@ class MetaTrainer:
             st.elapsed = elapsed0 + time.perf_counter() - started
             if writes is not None:
                 self.save(writes)
-        if cfg.fixed_encode is None and all(m.fitness is None for m in st.population):
-            self.evolve()  # a run too short for one EA round still ranks its population
+        if cfg.fixed_encode is None:
+            if st.focus is None and all(m.fitness is None for m in st.population):
+                self.evolve()  # a run too short for one EA round still ranks its population
+            if cfg.final_tasks > 0:
+                # Before a focus phase the final round picked the focus; this closing one
+                # re-scores every member on the weights as they end (the focused encode
+                # trained alone since), so the priors of a per-task search are current.
+                self.final_round("closing" if st.focus is not None else "final")
+            st.elapsed = elapsed0 + time.perf_counter() - started
             if writes is not None:
                 self.save(writes)
         return st
 
-    def _agree(self, stop: bool, done: bool) -> tuple[bool, bool]:
-        """(stop, done) as agreed by all workers: raised by any of them."""
+    def _focus_due(self, started: float, elapsed0: float) -> bool:
+        """Whether the focus phase should begin now (the last ``focus`` share of the budget)."""
+        cfg, st = self.config, self.state
+        if cfg.fixed_encode is not None or cfg.focus <= 0.0 or st.focus is not None:
+            return False
+        spent = 0.0
+        if cfg.iterations is not None:
+            spent = st.iteration / cfg.iterations
+        if cfg.budget_seconds is not None:
+            elapsed = elapsed0 + time.perf_counter() - started
+            spent = max(spent, elapsed / cfg.budget_seconds)
+        return spent >= 1.0 - cfg.focus
+
+    def _agree(self, stop: bool, done: bool, focus: bool) -> tuple[bool, bool, bool]:
+        """(stop, done, focus) as agreed by all workers: raised by any of them."""
         col = self.collective
         if col.world == 1:
-            return stop, done
-        flags = torch.tensor([float(stop), float(done)], device=col.device)
+            return stop, done, focus
+        flags = torch.tensor([float(stop), float(done), float(focus)], device=col.device)
         col.all_reduce_sum_(flags)
-        return bool(flags[0] > 0), bool(flags[1] > 0)
+        return bool(flags[0] > 0), bool(flags[1] > 0), bool(flags[2] > 0)
 
     def _progress(self, loss: float, acc: float) -> Progress:
         cfg, st = self.config, self.state

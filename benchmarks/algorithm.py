@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from svgplot import scatter  # benchmarks/svgplot.py (a script's folder is on sys.path)
 
 from atnas import pipeline
 from atnas.cost import arch_cost
@@ -249,7 +250,7 @@ def part_eval(args: argparse.Namespace, key: str, seed: int, domain: str | None)
     for i in range(n_tasks):
         task = shifted(sampler.sample(task_rng), domain, gen)
         sx, sy, qx, qy = task.support_x, task.support_y, task.query_x, task.query_y
-        r: dict[str, Any] = {"acc": {}, "macs": {}, "seconds": {}, "encode": {}}
+        r: dict[str, Any] = {"acc": {}, "macs": {}, "params": {}, "seconds": {}, "encode": {}}
         acc = r["acc"]
         acc["pixel_centroid"] = pixel_centroid_acc(sx, sy, qx, qy, way)
         acc["proto_conv4_64"] = feature_prototype_acc(
@@ -259,8 +260,10 @@ def part_eval(args: argparse.Namespace, key: str, seed: int, domain: str | None)
         for n in NETS[1:]:
             acc[n] = adapted_acc(states[n], conv4(int(n.split("_")[1])), task, inner)
             r["macs"][n] = cost[n].flops
+            r["params"][n] = cost[n].params
         acc["meta_best"] = adapted_acc(at, best, task, inner)
-        r["macs"]["meta_best"] = arch_cost(at.space, best, image_size, way).flops
+        best_cost = arch_cost(at.space, best, image_size, way)
+        r["macs"]["meta_best"], r["params"]["meta_best"] = best_cost.flops, best_cost.params
         acc["conv4_on_supernet"] = adapted_acc(at, conv4(64), task, inner)
         for (n, m), st in early.items():
             e = best_member(st, None) if n == "atnas" else conv4(64)
@@ -283,7 +286,8 @@ def part_eval(args: argparse.Namespace, key: str, seed: int, domain: str | None)
                 )
                 r["seconds"][label] = time.perf_counter() - t0
                 acc[label] = score(res.encode, res.weights, qx, qy)[0]
-                r["macs"][label] = arch_cost(at.space, res.encode, image_size, way).flops
+                chosen = arch_cost(at.space, res.encode, image_size, way)
+                r["macs"][label], r["params"][label] = chosen.flops, chosen.params
                 r["encode"][label] = res.encode.key()
                 r.setdefault("evaluations", {})[label] = res.evaluations
                 if label == "atnas" and i < args.oracle_tasks and not domain:
@@ -291,7 +295,8 @@ def part_eval(args: argparse.Namespace, key: str, seed: int, domain: str | None)
             if not domain:
                 for k, e in best_le.items():
                     acc[f"meta_best_{k}"] = adapted_acc(at, e, task, inner)
-                    r["macs"][f"meta_best_{k}"] = arch_cost(at.space, e, image_size, way).flops
+                    c = arch_cost(at.space, e, image_size, way)
+                    r["macs"][f"meta_best_{k}"], r["params"][f"meta_best_{k}"] = c.flops, c.params
         t0 = time.perf_counter()
         adapt_encode(at.supernet, conv4(64), sx, sy, way, inner)
         r["seconds"]["adapt_conv4_64"] = time.perf_counter() - t0
@@ -449,8 +454,27 @@ def main() -> int:
     report["total_seconds"] = time.time() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report))
+    for name, path in write_plots(report, args.out).items():
+        log.info("accuracy vs MACs, %s: %s", name, path)
     print(markdown(report))
     return 0
+
+
+def write_plots(report: dict[str, Any], out: Path) -> dict[str, Path]:
+    """One SVG per setting and domain: accuracy against MACs of every costed method."""
+    paths = {}
+    for name, table in report["summary"].items():
+        points = [
+            (m, s["median_macs"], s["mean"], s["ci95"])
+            for m, s in table.items()
+            if not m.startswith("_") and s.get("median_macs")
+        ]
+        if points:
+            path = out.with_name(f"{out.stem}-{name.replace('/', '-')}.svg")
+            title = f"{name}: accuracy vs MACs ({report['meta_minutes']:g} min meta-training)"
+            path.write_text(scatter(title, points))
+            paths[name] = path
+    return paths
 
 
 # ---------------------------------------------------------------- report
@@ -493,6 +517,7 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
                 for s in sorted({s for s, _ in rows})
             }
             macs = [t["macs"][m] for _, t in rows if m in t["macs"]]
+            params = [t["params"][m] for _, t in rows if m in t.get("params", {})]
             secs = [t["seconds"][m] for _, t in rows if m in t["seconds"]]
             table[m] = {
                 "tasks": len(acc),
@@ -504,6 +529,7 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
                 "above_best_floor": mean_ci(floors)[0],
                 "per_seed": per_seed,
                 "median_macs": float(np.median(macs)) if macs else None,
+                "median_params": float(np.median(params)) if params else None,
                 "median_seconds": float(np.median(secs)) if secs else None,
                 "p95_seconds": float(np.percentile(secs, 95)) if secs else None,
             }
@@ -544,18 +570,20 @@ def markdown(r: dict[str, Any]) -> str:
             f"**{name}** (paired over every task of every seed; diff = method − baseline)",
             "",
             "| method | tasks | acc % (95% CI) | baseline | diff pts (95% CI) "
-            "| above best floor | MACs | median s |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| above best floor | MACs | params | median s |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for m, s in table.items():
             if m.startswith("_"):
                 continue
             macs = "" if s["median_macs"] is None else f"{s['median_macs'] / 1e6:.2f}M"
             secs = "" if s["median_seconds"] is None else f"{s['median_seconds']:.2f}"
+            par = s.get("median_params")
+            params = "" if par is None else f"{par / 1e3:.0f}k"
             lines.append(
                 f"| {m} | {s['tasks']} | {100 * s['mean']:.2f} ± {100 * s['ci95']:.2f} | "
                 f"{s['baseline']} | {100 * s['diff']:+.2f} ± {100 * s['diff_ci95']:.2f} | "
-                f"{100 * s['above_best_floor']:+.2f} | {macs} | {secs} |"
+                f"{100 * s['above_best_floor']:+.2f} | {macs} | {params} | {secs} |"
             )
         if "_oracle" in table:
             o = table["_oracle"]

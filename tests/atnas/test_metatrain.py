@@ -211,6 +211,8 @@ def test_evolution_needs_a_fitness_sampler() -> None:
         {"meta_batch": 0},
         {"population": 0},
         {"explore": 1.5},
+        {"focus": 1.0},
+        {"final_tasks": -1},
     ],
 )
 def test_bad_meta_train_config(kwargs: dict) -> None:
@@ -274,3 +276,49 @@ def test_the_preset_name_travels_with_the_run_and_chooses_the_search_settings() 
     )
     assert state.config.preset == "tiny"
     assert pipeline.search_defaults(state) == PRESETS["tiny"].search
+
+
+def test_focus_ends_evolution_with_a_final_round_and_trains_the_choice_alone(
+    tmp_path: Path,
+) -> None:
+    cfg = dataclasses.replace(CFG, iterations=8, focus=0.5, final_tasks=3, explore=0.0)
+    ckpt = tmp_path / "meta.pt"
+    trainer = _trainer(cfg)
+    state = trainer.run(checkpoint_path=ckpt)
+    rounds = [(h["kind"], h["iteration"]) for h in state.ea_history]
+    # no EA round during the focus; a closing round re-scores the members on the final weights
+    assert rounds == [("ea", 2), ("ea", 4), ("final", 4), ("closing", 8)]
+    assert state.focus is not None and state.best_encode() == state.focus
+    picked = {trainer._pick_encode(s, slot_rng(0, 9, s)) for s in range(cfg.meta_batch)}
+    assert picked == {state.focus}  # every slot trains the focus encode
+    loaded, _ = MetaState.load(ckpt)
+    assert loaded.focus == state.focus and loaded.best_encode() == state.focus
+
+
+def test_a_final_round_scores_members_on_more_tasks() -> None:
+    trainer = _trainer(dataclasses.replace(CFG, final_tasks=5, explore=0.0))
+    trainer.evolve()
+    before = {m.encode: m.weight for m in trainer.state.population}
+    trainer.final_round()
+    for m in trainer.state.population:
+        was = before.get(m.encode)
+        expected = 5.0 if was is None else CFG.fitness_memory * was + 5.0
+        assert m.weight == pytest.approx(expected)
+    assert trainer.state.ea_history[-1]["kind"] == "final"
+
+
+def test_focus_resumes_where_it_stopped(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(CFG, iterations=8, focus=0.5, final_tasks=2)
+    straight = _trainer(cfg).run()
+    ckpt = tmp_path / "meta.pt"
+
+    def stop_at_6(p: Progress) -> None:
+        if p.iteration == 6:
+            raise Cancelled("stop")
+
+    with pytest.raises(Cancelled):
+        _trainer(cfg).run(stop_at_6, checkpoint_path=ckpt)
+    assert MetaState.load(ckpt)[0].focus == straight.focus  # saved during the focus phase
+    final = MetaTrainer.resume(ckpt, cfg, *_samplers()).run()
+    assert final.focus == straight.focus
+    _assert_same_state(straight, final)
