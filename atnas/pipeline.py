@@ -172,10 +172,20 @@ def task_tensors(task: TaskData) -> tuple[torch.Tensor, torch.Tensor, int]:
     return x, y, s.num_classes
 
 
-def search_defaults(state: MetaState) -> SearchConfig:
-    """The search settings of the preset that ``state`` was meta-trained with."""
+def search_defaults(state: MetaState, limits: CostLimits | None = None) -> SearchConfig:
+    """The search settings of the preset that ``state`` was meta-trained with.
+
+    A focused supernet (meta-trained with ``focus``) trained its chosen encode alone at the
+    end, so without cost limits the search only scores and adapts that encode: in the paired
+    benchmark the per-task search then picked worse nets (docs/benchmarks.md, "Issue 6").
+    With limits it searches as the preset says. An explicit population or generation count
+    (in the job spec or at the CLI) still asks for a full search.
+    """
     name = state.config.preset
-    return PRESETS[name].search if name in PRESETS else SearchConfig()
+    cfg = PRESETS[name].search if name in PRESETS else SearchConfig()
+    if state.focus is not None and (limits is None or limits.empty):
+        cfg = dataclasses.replace(cfg, population=1, generations=0, seed_top=1)
+    return cfg
 
 
 def search_task(
@@ -199,7 +209,7 @@ def search_task(
     the report only. ``check`` is called about every half second while candidates are scored
     (see :func:`atnas.search.search`); raise from it to stop.
     """
-    cfg = config or search_defaults(state)
+    cfg = config or search_defaults(state, limits)
     device = device or default_device()
     state.supernet.to(device)
     x, y, n_way = task_tensors(task)

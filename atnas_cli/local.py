@@ -62,6 +62,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="query images per class in training tasks (default: the preset's)",
     )
     p.add_argument(
+        "--focus",
+        type=float,
+        default=None,
+        help="share of the budget, at its end, in which the population's winner alone trains "
+        "(0 to evolve to the end; default: the preset's)",
+    )
+    p.add_argument(
         "--algorithm",
         choices=[a.value for a in MetaAlgorithm],
         default="fomaml",
@@ -179,8 +186,10 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
 
 
-def _search_config(args: argparse.Namespace, state: MetaState) -> SearchConfig:
-    cfg = pipeline.search_defaults(state)  # the supernet's preset's settings
+def _search_config(
+    args: argparse.Namespace, state: MetaState, limits: CostLimits | None = None
+) -> SearchConfig:
+    cfg = pipeline.search_defaults(state, limits)  # the supernet's preset's settings
     changes: dict[str, Any] = {"seed": args.seed}
     if args.population is not None:
         changes["population"] = args.population
@@ -206,6 +215,8 @@ def cmd_meta_train(args: argparse.Namespace) -> int:
     }
     if args.query is not None:
         overrides["query"] = args.query
+    if args.focus is not None:
+        overrides["focus"] = args.focus
     if args.budget_seconds is not None or args.iterations is not None:
         overrides["budget_seconds"] = args.budget_seconds
         overrides["iterations"] = args.iterations
@@ -263,7 +274,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     task = load_task(args.task, pipeline.task_image_config(state))
     if limits is not None:  # an impossible MAC or parameter bound: one line, before the bar
         check_feasible(state.space, limits, state.config.image_size, task.support.num_classes)
-    cfg = _search_config(args, state)
+    cfg = _search_config(args, state, limits)
     bar = tqdm(
         total=cfg.generations + 1, unit="gen", desc="search", dynamic_ncols=True, leave=False
     )

@@ -62,6 +62,13 @@ class MetaTrainSpec(BaseModel):
         description="query images per class in training tasks (default: the preset's, 5)",
     )
     rotations: bool = Field(default=True, description="add 90/180/270° copies as new classes")
+    focus: float | None = Field(
+        default=None,
+        ge=0,
+        lt=1,
+        description="share of the budget, at its end, in which the population's winner alone "
+        "trains (0: evolve to the end; default: the preset's, 0.7 for 'default')",
+    )
     algorithm: Literal["fomaml", "maml", "reptile"] = "fomaml"
     preset: Literal["tiny", "default", "wide", "paper"] = "default"
     budget_seconds: float = Field(default=600, ge=1, le=604800)

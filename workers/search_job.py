@@ -67,7 +67,7 @@ def run_search(ctx: WorkerContext, job: JobRecord) -> dict[str, Any]:
     decode = replace(pipeline.task_image_config(state), max_pixels=pixels, max_bytes=size)
     task = load_task(ctx.datasets.path(spec.dataset), decode)
     provenance = _provenance(ctx, job, spec)  # for the model card; read now, while it exists
-    cfg = search_config(spec, pipeline.search_defaults(state))
+    cfg = search_config(spec, pipeline.search_defaults(state, cost_limits(spec)))
     pool = ctx.pool
 
     def make_evaluator(splits: Sequence[Split], n_way: int, inner: InnerConfig) -> Evaluator:

@@ -42,6 +42,8 @@ def meta_train_overrides(spec: MetaTrainSpec) -> dict[str, Any]:
     }
     if spec.query is not None:
         overrides["query"] = spec.query
+    if spec.focus is not None:
+        overrides["focus"] = spec.focus
     return overrides
 
 

@@ -11,6 +11,7 @@ import torch
 
 from atnas.errors import Cancelled, CheckpointError, ConfigError, EncodeError
 from atnas.learner import InnerConfig
+from atnas.limits import CostLimits
 from atnas.meta import MetaAlgorithm
 from atnas.metatrain import (
     MetaState,
@@ -276,6 +277,12 @@ def test_the_preset_name_travels_with_the_run_and_chooses_the_search_settings() 
     )
     assert state.config.preset == "tiny"
     assert pipeline.search_defaults(state) == PRESETS["tiny"].search
+    # a focused supernet: no cost limits -> only the focused encode is scored and adapted
+    state.focus = state.best_encode()
+    focused = pipeline.search_defaults(state)
+    assert (focused.population, focused.generations, focused.seed_top) == (1, 0, 1)
+    assert pipeline.search_defaults(state, CostLimits()) == focused
+    assert pipeline.search_defaults(state, CostLimits(max_macs=10**6)) == PRESETS["tiny"].search
 
 
 def test_focus_ends_evolution_with_a_final_round_and_trains_the_choice_alone(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pydantic
+import pytest
+
 from atnas.meta import MetaAlgorithm
 from atnas.search import SearchConfig
 from service.schemas import MetaTrainSpec, SearchSpec
@@ -15,6 +18,7 @@ def test_meta_train_overrides_carry_every_setting() -> None:
         shot=3,
         query=4,
         rotations=False,
+        focus=0.25,
         algorithm="reptile",
         budget_seconds=42,
         iterations=9,
@@ -28,6 +32,7 @@ def test_meta_train_overrides_carry_every_setting() -> None:
         "shot": 3,
         "query": 4,
         "rotations": False,
+        "focus": 0.25,
         "image_size": 32,
         "algorithm": MetaAlgorithm.REPTILE,
         "budget_seconds": 42,
@@ -36,6 +41,13 @@ def test_meta_train_overrides_carry_every_setting() -> None:
     }
     img = image_config(spec)
     assert (img.image_size, img.channels) == (32, 3)
+    assert "focus" not in meta_train_overrides(MetaTrainSpec(datasets=["d"]))  # the preset's
+
+
+def test_focus_out_of_range_is_refused() -> None:
+    for bad in (-0.1, 1.0):
+        with pytest.raises(pydantic.ValidationError, match="focus"):
+            MetaTrainSpec(datasets=["d"], focus=bad)
 
 
 def test_search_config_keeps_defaults_and_applies_budget() -> None:
