@@ -1,0 +1,130 @@
+"""A quick design screen on the meta-validation alphabets: train arms, then score them paired.
+
+``train`` meta-trains one arm for SECONDS (one torch thread; run two at a time on 2 cores) with
+MetaTrainConfig overrides as JSON (plus ``"conv4": W`` for a fixed Conv-4 of width W and
+``"widths": [...]`` for a slimmable space of those widths) and saves it to ``--dir``. ``eval``
+adapts every named arm's best encode (and the Conv-4 path of each supernet, as ``NAME/c4``)
+on the same 5w1s and 20w1s tasks and prints each arm's paired difference to the first.
+
+The focus screen of 2026-11-27 (docs/benchmarks.md, "Issue 6, round 2"):
+
+    python benchmarks/sweep/screen.py train c64 240 '{"conv4": 64}' &
+    python benchmarks/sweep/screen.py train c32 240 '{"conv4": 32}'; wait
+    python benchmarks/sweep/screen.py train def 240 '{"focus": 0, "final_tasks": 0}' &
+    python benchmarks/sweep/screen.py train foc70 240 '{"focus": 0.7, "final_tasks": 24}'; wait
+    python benchmarks/sweep/screen.py eval c64,c32,def,foc70 150
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ (algorithm.py)
+from algorithm import META_VAL, adapted_acc, conv4, default_dataset
+
+from atnas import pipeline
+from atnas.learner import InnerConfig
+from atnas.metastate import MetaState
+from atnas.presets import PRESETS
+from atnas.search import SearchConfig
+from atnas.space import SearchSpace
+from atnas.tasks import TaskSampler
+
+
+def train(args: argparse.Namespace) -> None:
+    over: dict[str, Any] = json.loads(args.overrides)
+    if "inner" in over:
+        over["inner"] = InnerConfig(**over["inner"])
+    if "conv4" in over:
+        over["fixed_encode"] = conv4(over.pop("conv4"))
+    preset = "default"
+    if "widths" in over:
+        space = SearchSpace(ops=("conv3x3",), widths=tuple(over.pop("widths")))
+        PRESETS["screen"] = dataclasses.replace(PRESETS["default"], space=space)
+        preset = "screen"
+    images = pipeline.load_meta_images([args.data]).select(exclude=META_VAL)
+    t0 = time.time()
+    state = pipeline.meta_train(
+        images,
+        preset,
+        budget_seconds=args.seconds,
+        iterations=None,
+        seed=args.seed,
+        device=torch.device("cpu"),
+        **over,
+    )
+    args.dir.mkdir(parents=True, exist_ok=True)
+    state.save(args.dir / f"{args.name}.pt")
+    rounds = [(h.get("kind"), h["iteration"], h["best_encode"]) for h in state.ea_history[-2:]]
+    print(
+        json.dumps(
+            {
+                "name": args.name,
+                "iterations": state.iteration,
+                "seconds": round(time.time() - t0),
+                "best": state.best_encode().key(),
+                "last_rounds": rounds,
+            }
+        ),
+        flush=True,
+    )
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    names = args.names.split(",")
+    val = pipeline.load_meta_images([args.data]).select(include=META_VAL)
+    inner = SearchConfig().final_inner or SearchConfig().inner
+    states = {n: MetaState.load(args.dir / f"{n}.pt")[0] for n in names}
+    for way, n_tasks in [(5, args.tasks), (20, args.tasks // 3)]:
+        sampler = TaskSampler(val, way, 1, 15)
+        rng = np.random.default_rng(12345)
+        accs: dict[str, list[float]] = {}
+        for _ in range(n_tasks):
+            task = sampler.sample(rng)
+            for n, st in states.items():
+                accs.setdefault(n, []).append(adapted_acc(st, st.best_encode(), task, inner))
+                if st.config.fixed_encode is None:
+                    c4 = st.space.conv4()
+                    accs.setdefault(f"{n}/c4", []).append(adapted_acc(st, c4, task, inner))
+        ref = np.asarray(accs[names[0]])
+        print(f"{way}w1s, {n_tasks} tasks; paired difference to {names[0]}")
+        for n, a in accs.items():
+            d = np.asarray(a) - ref
+            ci = 196 * d.std(ddof=1) / np.sqrt(len(d))
+            print(f"  {n:24s} {100 * np.mean(a):6.2f}  diff {100 * d.mean():+6.2f} ± {ci:.2f}")
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--data", type=Path, default=default_dataset())
+    ap.add_argument("--dir", type=Path, default=Path("benchmarks/out/screen"))
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("name")
+    t.add_argument("seconds", type=float)
+    t.add_argument("overrides", nargs="?", default="{}")
+    t.add_argument("--seed", type=int, default=0)
+    e = sub.add_parser("eval")
+    e.add_argument("names", help="comma-separated arms; the first is the baseline")
+    e.add_argument("tasks", type=int, nargs="?", default=150)
+    args = ap.parse_args()
+    if args.cmd == "train":
+        train(args)
+    else:
+        evaluate(args)
+
+
+if __name__ == "__main__":
+    main()
