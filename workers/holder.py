@@ -21,12 +21,14 @@ Blob = dict[str, Any]
 
 
 def to_blob(state: MetaState) -> Blob:
-    """What the object store keeps of a meta-state: space, config, weights (numpy), population."""
+    """What the object store keeps of a meta-state: space, config, weights (numpy), population
+    and the focused encode (None when the run had no focus phase)."""
     return {
         "space": state.space.to_json(),
         "weights": {k: v.detach().cpu().numpy() for k, v in state.supernet.state_dict().items()},
         "config": state.config.to_json(),
         "population": [(m.encode.to_json(), m.fitness) for m in state.ranked()],
+        "focus": None if state.focus is None else state.focus.to_json(),
     }
 
 

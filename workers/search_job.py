@@ -47,6 +47,8 @@ def _state_from_blob(supernet_id: str, blob_ref: ray.ObjectRef[Any]) -> MetaStat
                 net,
                 [Member(Encode.from_json(e), f) for e, f in blob["population"]],
             )
+            focus = blob.get("focus")
+            state.focus = None if focus is None else Encode.from_json(focus)
             if len(_states) > CACHED_STATES:
                 _states.popitem(last=False)
         else:

@@ -3,6 +3,7 @@ the driver's supernet cache under concurrent searches."""
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import threading
@@ -203,3 +204,15 @@ def test_searches_that_start_at_once_build_their_supernet_once(
     for t in threads:
         t.join(30)
     assert len(built) == 1 and len(got) == 4 and all(s is got[0] for s in got)
+
+
+def test_a_focused_supernet_keeps_its_focus_through_the_object_store(
+    ray_address: str, state: MetaState
+) -> None:
+    focused = copy.copy(state)
+    focused.focus = state.population[-1].encode  # not the fittest: the focus must lead anyway
+    ref = ray.put(to_blob(focused))
+    view = search_job._state_from_blob(f"s-{uuid.uuid4().hex}", ref)
+    assert view.focus == focused.focus and view.best_encode() == focused.focus
+    unfocused = search_job._state_from_blob(f"s-{uuid.uuid4().hex}", ray.put(to_blob(state)))
+    assert unfocused.focus is None
