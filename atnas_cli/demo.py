@@ -254,7 +254,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         print(
             f"search + adapt:    {r.get('search_seconds', 0) + r.get('adapt_seconds', 0):.1f}s, "
-            f"{r.get('evaluations')} candidates"
+            f"{r.get('evaluations')} candidate(s) scored"
         )
         files = ", ".join(sorted(p.name for p in args.out.iterdir()))
         print(f"artifacts:         {args.out.resolve()} ({files})")
