@@ -285,10 +285,7 @@ class MetaTrainer:
         k = float(cfg.ea_tasks)
         updated: list[Member] = []
         for row, m in enumerate(st.population):
-            acc = float(np.mean(scores[row]))
-            w0 = cfg.fitness_memory * m.weight if m.fitness is not None else 0.0
-            f0 = m.fitness or 0.0
-            updated.append(Member(m.encode, (w0 * f0 + k * acc) / (w0 + k), w0 + k))
+            updated.append(self._rescored(m, float(np.mean(scores[row])), k))
         by_encode = {m.encode: m for m in updated}
         for row, (child, origin) in enumerate(bred, start=len(st.population)):
             acc = float(np.mean(scores[row]))
@@ -299,6 +296,13 @@ class MetaTrainer:
         updated.sort(key=lambda m: -(m.fitness or 0.0))
         st.population = updated[: cfg.population]
         self._log_round("ea")
+
+    def _rescored(self, m: Member, acc: float, k: float) -> Member:
+        """``m`` after scoring ``acc`` on ``k`` new tasks: the posterior mean of its fitness,
+        earlier rounds weighing ``fitness_memory`` as much as before."""
+        w0 = self.config.fitness_memory * m.weight if m.fitness is not None else 0.0
+        f0 = m.fitness or 0.0
+        return Member(m.encode, (w0 * f0 + k * acc) / (w0 + k), w0 + k)
 
     def final_round(self, kind: str = "final") -> None:
         """A last, larger selection round: the population and the widest path, scored on
@@ -315,12 +319,9 @@ class MetaTrainer:
         tasks = [self.fitness.sample(self.rng) for _ in range(cfg.final_tasks)]
         scores = self._accuracies([m.encode for m in members], tasks)
         k = float(cfg.final_tasks)
-        updated = []
-        for row, m in enumerate(members):
-            w0 = cfg.fitness_memory * m.weight if m.fitness is not None else 0.0
-            f0 = m.fitness or 0.0
-            acc = float(np.mean(scores[row]))
-            updated.append(Member(m.encode, (w0 * f0 + k * acc) / (w0 + k), w0 + k))
+        updated = [
+            self._rescored(m, float(np.mean(scores[row])), k) for row, m in enumerate(members)
+        ]
         updated.sort(key=lambda m: -(m.fitness or 0.0))
         st.population = updated[: cfg.population]
         self._log_round(kind)
