@@ -16,6 +16,9 @@ from atnas.space import Encode, SearchSpace
 from atnas.supernet import Supernet
 
 CHECKPOINT_KIND = "meta_state"
+#: How the final round picks the focus: the fittest encode, or the cheapest one to train
+#: whose paired accuracy is within one standard error of the fittest's.
+FINAL_PICKS = ("fittest", "frugal")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class MetaTrainConfig:
     fitness_memory: float = 0.5  # weight kept by earlier EA rounds' scores at each new round
     focus: float = 0.0  # share of the budget, at its end, that trains the final choice alone
     final_tasks: int = 0  # fitness tasks of a last selection round before the focus (0: none)
+    final_pick: str = "fittest"  # how that round picks the focus: "fittest" or "frugal"
     fixed_encode: Encode | None = None
     budget_seconds: float | None = 600.0
     iterations: int | None = None
@@ -62,6 +66,8 @@ class MetaTrainConfig:
             raise ConfigError("focus must be in [0, 1)")
         if self.final_tasks < 0:
             raise ConfigError("final_tasks must be >= 0")
+        if self.final_pick not in FINAL_PICKS:
+            raise ConfigError(f"final_pick must be one of {FINAL_PICKS}, got {self.final_pick!r}")
 
     def to_json(self) -> dict[str, Any]:
         """JSON form (stored in checkpoints and artifacts)."""

@@ -49,7 +49,7 @@ from atnas.evolution import breed_with_parents, random_encode
 from atnas.learner import InnerConfig, adapt, score, start_weights
 from atnas.meta import accumulate_meta_grad
 from atnas.metastate import CHECKPOINT_KIND, Member, MetaState, MetaTrainConfig, Progress
-from atnas.population import initial_population, narrowest, widest
+from atnas.population import initial_population, narrowest, uniform_paths, widest
 from atnas.space import Encode, SearchSpace
 from atnas.supernet import Supernet
 from atnas.tasks import Task, TaskSampler
@@ -61,6 +61,7 @@ __all__ = [
     "MetaTrainConfig",
     "MetaTrainer",
     "Progress",
+    "frugal_pick",
     "initial_population",
     "narrowest",
     "slot_rng",
@@ -89,6 +90,28 @@ def slot_rng(seed: int, iteration: int, slot: int) -> np.random.Generator:
     return np.random.default_rng(
         np.random.SeedSequence(seed, spawn_key=(SLOT_STREAM, iteration, slot))
     )
+
+
+def frugal_pick(scores: np.ndarray, costs: list[float]) -> int:
+    """The row of the cheapest candidate whose accuracy is within one standard error of the
+    best's (the one-standard-error rule), from per-task ``scores`` (candidates x tasks, the
+    same tasks for all) and training ``costs``; ties go to the higher mean.
+
+    Differences are paired per task, so their standard error is small where the tasks are
+    hard for every candidate alike. At a fixed wall-clock a cheaper net trains for more
+    iterations after the pick, and serves cheaper.
+
+    >>> scores = np.array([[0.8, 0.9, 0.7], [0.82, 0.85, 0.7], [0.5, 0.6, 0.4]])
+    >>> frugal_pick(scores, [4.0, 1.0, 0.5])  # row 2 is cheaper, but far behind
+    1
+    """
+    means = scores.mean(axis=1)
+    best = int(np.argmax(means))
+    n = scores.shape[1]
+    diffs = scores - scores[best]
+    se = diffs.std(axis=1, ddof=1) / np.sqrt(n) if n > 1 else np.zeros(len(means))
+    tied = [i for i in range(len(means)) if means[i] - means[best] >= -se[i]]
+    return min(tied, key=lambda i: (costs[i], -means[i]))
 
 
 def task_accuracy(
@@ -304,35 +327,41 @@ class MetaTrainer:
         f0 = m.fitness or 0.0
         return Member(m.encode, (w0 * f0 + k * acc) / (w0 + k), w0 + k)
 
-    def final_round(self, kind: str = "final") -> None:
+    def final_round(self, kind: str = "final") -> Encode:
         """A last, larger selection round: the population and the widest path, scored on
         ``final_tasks`` fresh fitness tasks (no offspring), their fitness updated as in
         :meth:`evolve`. One EA round's 4 tasks rank members at +-4 points of noise; this one
-        decides the encode that the focus phase trains and the search starts from.
-        At the end of a focused run it re-scores the members; the focused encode still
-        leads the ranking (:meth:`MetaState.ranked`)."""
+        decides the encode that the focus phase trains and the search starts from; it is
+        returned (see :func:`frugal_pick` for ``final_pick="frugal"``, which also scores the
+        uniform paths of every width). At the end of a focused run it re-scores the members;
+        the focused encode still leads the ranking (:meth:`MetaState.ranked`)."""
         cfg, st = self.config, self.state
         assert self.fitness is not None
+        frugal = cfg.final_pick == "frugal" and kind == "final"
+        extra = uniform_paths(st.space) if frugal else [widest(st.space)]
         members = list(st.population)
-        if all(m.encode != widest(st.space) for m in members):
-            members.append(Member(widest(st.space)))
+        known = {m.encode for m in members}
+        members += [Member(e) for e in extra if e not in known]
         tasks = [self.fitness.sample(self.rng) for _ in range(cfg.final_tasks)]
-        scores = self._accuracies([m.encode for m in members], tasks)
+        encodes = [m.encode for m in members]
+        scores = self._accuracies(encodes, tasks)
         k = float(cfg.final_tasks)
         updated = [
             self._rescored(m, float(np.mean(scores[row])), k) for row, m in enumerate(members)
         ]
-        updated.sort(key=lambda m: -(m.fitness or 0.0))
+        chosen = max(updated, key=lambda m: m.fitness or 0.0).encode
+        if frugal:
+            chosen = encodes[frugal_pick(scores, [self._cost(e) for e in encodes])]
+        updated.sort(key=lambda m: (m.encode != chosen, -(m.fitness or 0.0)))
         st.population = updated[: cfg.population]
         self._log_round(kind)
+        return chosen
 
     def begin_focus(self) -> None:
-        """Ends the evolution: after a final round (if asked), the fittest encode alone trains
-        every slot of every meta-batch for the rest of the budget."""
+        """Ends the evolution: after a final round (if asked), the encode it picks (else the
+        fittest) alone trains every slot of every meta-batch for the rest of the budget."""
         st = self.state
-        if self.config.final_tasks > 0:
-            self.final_round()
-        st.focus = st.ranked()[0].encode
+        st.focus = self.final_round() if self.config.final_tasks > 0 else st.ranked()[0].encode
         log.info("focus from iteration %d on %s", st.iteration, st.focus.key())
 
     def _log_round(self, kind: str) -> None:

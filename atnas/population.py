@@ -17,6 +17,15 @@ def widest(space: SearchSpace) -> Encode:
     return Encode(tuple(LayerChoice(first, space.max_width) for _ in range(space.num_layers)))
 
 
+def uniform_paths(space: SearchSpace) -> list[Encode]:
+    """The widest path's op at every width of the space, one width for all layers (Conv-4
+    at 16, 32, ... channels in the default space): the fixed nets a pick can fall back to."""
+    op = widest(space).layers[0].op
+    return [
+        Encode(tuple(LayerChoice(op, w) for _ in range(space.num_layers))) for w in space.widths
+    ]
+
+
 def narrowest(space: SearchSpace, rng: np.random.Generator) -> Encode:
     """A random path at the smallest width of every layer (the sandwich rule's other end)."""
     narrow = SearchSpace(space.num_layers, space.ops, space.widths[:1], space.in_channels)

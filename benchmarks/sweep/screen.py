@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ (alg
 from algorithm import META_VAL, adapted_acc, conv4, default_dataset
 
 from atnas import pipeline
+from atnas.cost import arch_cost
 from atnas.learner import InnerConfig
 from atnas.metastate import MetaState
 from atnas.presets import PRESETS
@@ -83,24 +84,35 @@ def evaluate(args: argparse.Namespace) -> None:
     names = args.names.split(",")
     val = pipeline.load_meta_images([args.data]).select(include=META_VAL)
     inner = SearchConfig().final_inner or SearchConfig().inner
-    states = {n: MetaState.load(args.dir / f"{n}.pt")[0] for n in names}
+    seeds: list[int | None] = list(args.seeds) if args.seeds else [None]
     for way, n_tasks in [(5, args.tasks), (20, args.tasks // 3)]:
-        sampler = TaskSampler(val, way, 1, 15)
-        rng = np.random.default_rng(12345)
         accs: dict[str, list[float]] = {}
-        for _ in range(n_tasks):
-            task = sampler.sample(rng)
-            for n, st in states.items():
-                accs.setdefault(n, []).append(adapted_acc(st, st.best_encode(), task, inner))
-                if st.config.fixed_encode is None:
-                    c4 = st.space.conv4()
-                    accs.setdefault(f"{n}/c4", []).append(adapted_acc(st, c4, task, inner))
-        ref = np.asarray(accs[names[0]])
-        print(f"{way}w1s, {n_tasks} tasks; paired difference to {names[0]}")
-        for n, a in accs.items():
-            d = np.asarray(a) - ref
-            ci = 196 * d.std(ddof=1) / np.sqrt(len(d))
-            print(f"  {n:24s} {100 * np.mean(a):6.2f}  diff {100 * d.mean():+6.2f} ± {ci:.2f}")
+        for seed in seeds:
+            suffix = "" if seed is None else f"_s{seed}"
+            states = {n: MetaState.load(args.dir / f"{n}{suffix}.pt")[0] for n in names}
+            if way == 5:
+                for n, st in states.items():
+                    enc = st.best_encode()
+                    macs = arch_cost(st.space, enc, st.config.image_size, 5).flops
+                    print(f"seed {seed} {n}: {enc.key()} ({macs / 1e6:.2f}M MACs)")
+            sampler = TaskSampler(val, way, 1, 15)
+            rng = np.random.default_rng(12345 + (seed or 0))
+            for _ in range(n_tasks):
+                task = sampler.sample(rng)
+                for n, st in states.items():
+                    accs.setdefault(n, []).append(adapted_acc(st, st.best_encode(), task, inner))
+                    if st.config.fixed_encode is None:
+                        c4 = st.space.conv4()
+                        accs.setdefault(f"{n}/c4", []).append(adapted_acc(st, c4, task, inner))
+        print(f"{way}w1s, {len(accs[names[0]])} tasks; paired difference to {names[0]}")
+        for ref_name in names[:2]:
+            ref = np.asarray(accs[ref_name])
+            print(f"  vs {ref_name}")
+            for n, a in accs.items():
+                d = np.asarray(a) - ref
+                ci = 196 * d.std(ddof=1) / np.sqrt(len(d))
+                mean = 100 * np.mean(a)
+                print(f"    {n:24s} {mean:6.2f}  diff {100 * d.mean():+6.2f} ± {ci:.2f}")
 
 
 def main() -> None:
@@ -119,6 +131,7 @@ def main() -> None:
     e = sub.add_parser("eval")
     e.add_argument("names", help="comma-separated arms; the first is the baseline")
     e.add_argument("tasks", type=int, nargs="?", default=150)
+    e.add_argument("--seeds", type=int, nargs="*", help="pool arms saved as NAME_sSEED.pt")
     args = ap.parse_args()
     if args.cmd == "train":
         train(args)

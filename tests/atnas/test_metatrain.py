@@ -18,12 +18,14 @@ from atnas.metatrain import (
     MetaTrainConfig,
     MetaTrainer,
     Progress,
+    frugal_pick,
     initial_population,
     slot_rng,
     widest,
 )
+from atnas.population import uniform_paths
 from atnas.space import Encode, SearchSpace
-from atnas.tasks import TaskSampler
+from atnas.tasks import Task, TaskSampler
 from tests.atnas.conftest import synthetic_images
 
 SPACE = SearchSpace(num_layers=3, widths=(4, 8))
@@ -329,3 +331,45 @@ def test_focus_resumes_where_it_stopped(tmp_path: Path) -> None:
     final = MetaTrainer.resume(ckpt, cfg, *_samplers()).run()
     assert final.focus == straight.focus
     _assert_same_state(straight, final)
+
+
+def test_frugal_pick_takes_the_cheapest_candidate_tied_with_the_best() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.3, 0.9, size=40)  # the tasks' difficulty, shared by every candidate
+    scores = np.stack([base + 0.02, base + rng.normal(0, 0.01, 40), base - 0.2])
+    # row 1 is 2 points behind with tiny per-task noise: many standard errors, so the best
+    # (row 0) is kept although row 1 is cheaper
+    assert frugal_pick(scores, [3.0, 1.0, 0.5]) == 0
+    noisy = np.stack([base + 0.01, base + rng.normal(0, 0.2, 40), base - 0.2])
+    assert frugal_pick(noisy, [3.0, 1.0, 0.5]) == 1  # within one SE: the cheaper one
+    assert frugal_pick(noisy, [1.0, 3.0, 0.5]) == 0  # the best is also the cheapest
+    assert frugal_pick(scores[:, :1], [3.0, 1.0, 0.5]) == 0  # one task: no SE, the best
+
+
+def test_uniform_paths_are_the_fixed_nets_of_every_width() -> None:
+    paths = uniform_paths(SPACE)
+    assert [p.key() for p in paths] == ["conv3x3:4|conv3x3:4|conv3x3:4", SPACE.conv4().key()]
+    assert all(SPACE.is_valid(p) for p in paths)
+
+
+def test_a_frugal_final_round_also_scores_the_uniform_paths_and_focuses_on_its_pick() -> None:
+    cfg = dataclasses.replace(
+        CFG, iterations=4, focus=0.5, final_tasks=4, final_pick="frugal", explore=0.0
+    )
+    trainer = _trainer(cfg)
+    scored: list[list[Encode]] = []
+    score_all = trainer._accuracies
+
+    def spy(encodes: list[Encode], tasks: list[Task]) -> np.ndarray:
+        scored.append(list(encodes))
+        return score_all(encodes, tasks)
+
+    trainer._accuracies = spy  # type: ignore[method-assign]
+    state = trainer.run()
+    assert set(uniform_paths(SPACE)) <= set(scored[-2])  # the final round (before the closing)
+    final = next(h for h in state.ea_history if h["kind"] == "final")
+    assert state.focus is not None and final["best_encode"] == state.focus.key()
+    assert state.best_encode() == state.focus
+    assert len(state.population) == cfg.population
+    with pytest.raises(ConfigError, match="final_pick"):
+        dataclasses.replace(CFG, final_pick="cheapest")
