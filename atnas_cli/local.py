@@ -18,6 +18,7 @@ from atnas.export import write_json
 from atnas.learner import InnerConfig
 from atnas.limits import CostLimits, check_feasible
 from atnas.meta import MetaAlgorithm
+from atnas.metastate import FINAL_PICKS
 from atnas.metatrain import MetaState, Progress
 from atnas.presets import PRESETS, get_preset
 from atnas.search import Generation, SearchConfig
@@ -67,6 +68,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         default=None,
         help="share of the budget, at its end, in which the population's winner alone trains "
         "(0 to evolve to the end; default: the preset's)",
+    )
+    p.add_argument(
+        "--final-pick",
+        choices=list(FINAL_PICKS),
+        default=None,
+        help="how the round before the focus picks the net: the fittest, or the cheapest to "
+        "train within one standard error of it (default: the preset's)",
     )
     p.add_argument(
         "--algorithm",
@@ -204,7 +212,6 @@ def cmd_meta_train(args: argparse.Namespace) -> int:
     """Runs meta-training with a progress bar; writes supernet.pt and meta.json."""
     image = ImageConfig(args.image_size, args.channels)
     preset = get_preset(args.preset, args.channels)
-    images = pipeline.load_meta_images(args.data, image, args.include, args.exclude)
     overrides: dict[str, Any] = {
         "way": args.way,
         "shot": args.shot,
@@ -217,6 +224,8 @@ def cmd_meta_train(args: argparse.Namespace) -> int:
         overrides["query"] = args.query
     if args.focus is not None:
         overrides["focus"] = args.focus
+    if args.final_pick is not None:
+        overrides["final_pick"] = args.final_pick
     if args.budget_seconds is not None or args.iterations is not None:
         overrides["budget_seconds"] = args.budget_seconds
         overrides["iterations"] = args.iterations
@@ -226,6 +235,13 @@ def cmd_meta_train(args: argparse.Namespace) -> int:
             if args.fixed_encode == "conv4"
             else Encode.from_json(args.fixed_encode)
         )
+    try:  # a bad setting fails here, before anything is written
+        config = replace(preset.meta, preset=preset.name, **overrides)
+    except TypeError as exc:
+        raise ConfigError(f"unknown meta-training setting: {exc}") from None
+    if config.fixed_encode is not None:
+        preset.space.validate(config.fixed_encode)
+    images = pipeline.load_meta_images(args.data, image, args.include, args.exclude)
     args.out.mkdir(parents=True, exist_ok=True)
     ckpt = args.out / "supernet.pt"
     if ckpt.exists() and not args.resume:
@@ -246,10 +262,10 @@ def cmd_meta_train(args: argparse.Namespace) -> int:
         state = pipeline.meta_train(
             images,
             args.preset,
+            config=config,
             checkpoint_path=ckpt,
             resume=args.resume,
             on_progress=progress,
-            **overrides,
         )
     finally:
         bar.close()

@@ -69,6 +69,12 @@ class MetaTrainSpec(BaseModel):
         description="share of the budget, at its end, in which the population's winner alone "
         "trains (0: evolve to the end; default: the preset's, 0.7 for 'default')",
     )
+    final_pick: Literal["fittest", "frugal"] | None = Field(
+        default=None,
+        description="how the round before the focus picks the net: 'fittest', or 'frugal' — "
+        "the cheapest to train among those within one standard error of the fittest, Conv-4 "
+        "at every width included (default: the preset's)",
+    )
     algorithm: Literal["fomaml", "maml", "reptile"] = "fomaml"
     preset: Literal["tiny", "default", "wide", "paper"] = "default"
     budget_seconds: float = Field(default=600, ge=1, le=604800)

@@ -44,6 +44,8 @@ def meta_train_overrides(spec: MetaTrainSpec) -> dict[str, Any]:
         overrides["query"] = spec.query
     if spec.focus is not None:
         overrides["focus"] = spec.focus
+    if spec.final_pick is not None:
+        overrides["final_pick"] = spec.final_pick
     return overrides
 
 

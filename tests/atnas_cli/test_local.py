@@ -64,3 +64,23 @@ def test_a_bound_no_net_meets_is_one_line(
     assert err.startswith("atnas: error: max_macs 1 cannot be met: the smallest net")
     assert err.count("\n") == 1
     assert not (tmp_path / "model" / "model.ts").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--focus", "1.5"], "atnas: error: focus must be in [0, 1)"),
+        (["--fixed-encode", '[{"op": "conv3x3", "width": 7}]'], "atnas: error: invalid encode"),
+    ],
+)
+def test_a_bad_meta_training_setting_is_one_line_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: list[str], message: str
+) -> None:
+    data = write_zip(tmp_path / "data.zip", class_files({"a": 2, "b": 2}, size=8))
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_:
+        main(["meta-train", str(data), "--out", str(out), "--iterations", "1", *option])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1
+    assert not out.exists()  # checked before the data is read or a folder is made

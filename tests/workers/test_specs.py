@@ -19,6 +19,7 @@ def test_meta_train_overrides_carry_every_setting() -> None:
         query=4,
         rotations=False,
         focus=0.25,
+        final_pick="frugal",
         algorithm="reptile",
         budget_seconds=42,
         iterations=9,
@@ -33,6 +34,7 @@ def test_meta_train_overrides_carry_every_setting() -> None:
         "query": 4,
         "rotations": False,
         "focus": 0.25,
+        "final_pick": "frugal",
         "image_size": 32,
         "algorithm": MetaAlgorithm.REPTILE,
         "budget_seconds": 42,
@@ -41,13 +43,16 @@ def test_meta_train_overrides_carry_every_setting() -> None:
     }
     img = image_config(spec)
     assert (img.image_size, img.channels) == (32, 3)
-    assert "focus" not in meta_train_overrides(MetaTrainSpec(datasets=["d"]))  # the preset's
+    default = meta_train_overrides(MetaTrainSpec(datasets=["d"]))
+    assert "focus" not in default and "final_pick" not in default  # the preset's
 
 
 def test_focus_out_of_range_is_refused() -> None:
     for bad in (-0.1, 1.0):
         with pytest.raises(pydantic.ValidationError, match="focus"):
             MetaTrainSpec(datasets=["d"], focus=bad)
+    with pytest.raises(pydantic.ValidationError, match="final_pick"):
+        MetaTrainSpec(datasets=["d"], final_pick="cheapest")  # type: ignore[arg-type]
 
 
 def test_search_config_keeps_defaults_and_applies_budget() -> None:
