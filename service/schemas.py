@@ -67,7 +67,7 @@ class MetaTrainSpec(BaseModel):
         ge=0,
         lt=1,
         description="share of the budget, at its end, in which the population's winner alone "
-        "trains (0: evolve to the end; default: the preset's, 0.7 for 'default')",
+        "trains (0: evolve to the end; default: the preset's, 0.85 for 'default')",
     )
     final_pick: Literal["fittest", "frugal"] | None = Field(
         default=None,

@@ -85,8 +85,10 @@ def evaluate(args: argparse.Namespace) -> None:
     val = pipeline.load_meta_images([args.data]).select(include=META_VAL)
     inner = SearchConfig().final_inner or SearchConfig().inner
     seeds: list[int | None] = list(args.seeds) if args.seeds else [None]
+    report: dict[str, Any] = {"names": names, "seeds": seeds, "encodes": {}, "settings": {}}
     for way, n_tasks in [(5, args.tasks), (20, args.tasks // 3)]:
         accs: dict[str, list[float]] = {}
+        task_seed: list[int | None] = []
         for seed in seeds:
             suffix = "" if seed is None else f"_s{seed}"
             states = {n: MetaState.load(args.dir / f"{n}{suffix}.pt")[0] for n in names}
@@ -94,25 +96,36 @@ def evaluate(args: argparse.Namespace) -> None:
                 for n, st in states.items():
                     enc = st.best_encode()
                     macs = arch_cost(st.space, enc, st.config.image_size, 5).flops
+                    report["encodes"][f"{n}{suffix}"] = {"encode": enc.key(), "macs": macs}
                     print(f"seed {seed} {n}: {enc.key()} ({macs / 1e6:.2f}M MACs)")
             sampler = TaskSampler(val, way, 1, 15)
             rng = np.random.default_rng(12345 + (seed or 0))
             for _ in range(n_tasks):
                 task = sampler.sample(rng)
+                task_seed.append(seed)
                 for n, st in states.items():
                     accs.setdefault(n, []).append(adapted_acc(st, st.best_encode(), task, inner))
                     if st.config.fixed_encode is None:
                         c4 = st.space.conv4()
                         accs.setdefault(f"{n}/c4", []).append(adapted_acc(st, c4, task, inner))
+        report["settings"][f"{way}w1s"] = {"task_seed": task_seed, "acc": accs}
         print(f"{way}w1s, {len(accs[names[0]])} tasks; paired difference to {names[0]}")
         for ref_name in names[:2]:
             ref = np.asarray(accs[ref_name])
-            print(f"  vs {ref_name}")
+            print(f"  vs {ref_name}" + ("" if len(seeds) == 1 else "  (per seed)"))
             for n, a in accs.items():
                 d = np.asarray(a) - ref
                 ci = 196 * d.std(ddof=1) / np.sqrt(len(d))
                 mean = 100 * np.mean(a)
-                print(f"    {n:24s} {mean:6.2f}  diff {100 * d.mean():+6.2f} ± {ci:.2f}")
+                per_seed = ""
+                if len(seeds) > 1:
+                    where = np.asarray(task_seed)
+                    per_seed = (
+                        "  (" + ", ".join(f"{100 * d[where == s].mean():+.2f}" for s in seeds) + ")"
+                    )
+                print(f"    {n:24s} {mean:6.2f}  diff {100 * d.mean():+6.2f} ± {ci:.2f}{per_seed}")
+    if args.out is not None:
+        args.out.write_text(json.dumps(report))
 
 
 def main() -> None:
@@ -132,6 +145,7 @@ def main() -> None:
     e.add_argument("names", help="comma-separated arms; the first is the baseline")
     e.add_argument("tasks", type=int, nargs="?", default=150)
     e.add_argument("--seeds", type=int, nargs="*", help="pool arms saved as NAME_sSEED.pt")
+    e.add_argument("--out", type=Path, default=None, help="per-task accuracies as JSON")
     args = ap.parse_args()
     if args.cmd == "train":
         train(args)
