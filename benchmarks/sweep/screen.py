@@ -13,6 +13,24 @@ The focus screen of 2026-11-27 (docs/benchmarks.md, "Issue 6, round 2"):
     python benchmarks/sweep/screen.py train def 240 '{"focus": 0, "final_tasks": 0}' &
     python benchmarks/sweep/screen.py train foc70 240 '{"focus": 0.7, "final_tasks": 24}'; wait
     python benchmarks/sweep/screen.py eval c64,c32,def,foc70 150
+
+The 10-minute, 3-seed screen of round 3 (docs/benchmarks.md, "Issue 6, round 3"), which set
+the default focus to 0.85 (arms two at a time, one torch thread each; about 1 h 40 min):
+
+    for s in 0 1 2; do
+      python benchmarks/sweep/screen.py train c64_s$s 600 '{"conv4": 64}' --seed $s &
+      python benchmarks/sweep/screen.py train foc_s$s 600 '{"focus": 0.7}' --seed $s; wait
+      python benchmarks/sweep/screen.py train c32_s$s 600 '{"conv4": 32}' --seed $s &
+      python benchmarks/sweep/screen.py train fru_s$s 600 \
+          '{"focus": 0.85, "final_pick": "frugal"}' --seed $s; wait
+    done
+    python benchmarks/sweep/screen.py train f85_s0 600 '{"focus": 0.85}' --seed 0 &
+    python benchmarks/sweep/screen.py train f85_s1 600 '{"focus": 0.85}' --seed 1; wait
+    python benchmarks/sweep/screen.py train f85_s2 600 '{"focus": 0.85}' --seed 2
+    python benchmarks/sweep/screen.py eval c64,c32,foc,f85,fru 200 --seeds 0 1 2 \
+        --out docs/results/screen-2026-11-27.json
+
+(``foc`` ran as ``'{}'``, the default preset of the time, i.e. focus 0.7.)
 """
 
 from __future__ import annotations
