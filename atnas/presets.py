@@ -12,7 +12,8 @@
   ``benchmarks/sweep/screen.py``) the chosen net scored against Conv-4/64 trained alone:
   focus 0.7 -1.9 (5w1s) / -3.9 (20w1s); **focus 0.85 +1.1 / +2.0**; focus 0.85 with
   ``final_pick="frugal"`` +0.2 / -0.1. Conv-4/32 scored +0.9 / +2.2: the default matches the
-  best fixed net of the space, it does not beat it.
+  best fixed net of the space, it does not beat it; at 20 minutes (one seed) it was 1.2 / 2.4
+  under Conv-4/64.
 - ``wide``: the default budget over all 7 ops (conv 5x5, dilated and separable convolutions,
   max-pool + 1x1, identity): for users who can meta-train longer.
 - ``paper``: a larger space and budget in the spirit of the paper, meant for a GPU.
