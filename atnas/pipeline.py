@@ -73,6 +73,16 @@ def concat(sets: Sequence[ImageSet]) -> ImageSet:
     return ImageSet(names, groups, np.concatenate([s.images for s in sets]), index)
 
 
+def meta_config(preset: str = "default", **overrides: Any) -> MetaTrainConfig:
+    """The preset's :class:`MetaTrainConfig` with ``overrides`` applied, checked: an unknown
+    or invalid setting raises :class:`ConfigError` before anything is read or written."""
+    p = get_preset(preset)
+    try:
+        return dataclasses.replace(p.meta, preset=p.name, **overrides)
+    except TypeError as exc:
+        raise ConfigError(f"unknown meta-training setting: {exc}") from None
+
+
 def meta_trainer(
     images: ImageSet,
     preset: str = "default",
@@ -89,10 +99,7 @@ def meta_trainer(
     Use it instead of :func:`meta_train` to look at or save the state while it trains.
     """
     p = get_preset(preset, channels=int(images.images.shape[1]))
-    try:
-        cfg = config or dataclasses.replace(p.meta, preset=p.name, **overrides)
-    except TypeError as exc:
-        raise ConfigError(f"unknown meta-training setting: {exc}") from None
+    cfg = config or meta_config(preset, **overrides)
     if images.images.shape[-1] != cfg.image_size:
         raise ConfigError(
             f"images are {images.images.shape[-1]} px but the run expects {cfg.image_size} px"

@@ -235,10 +235,7 @@ def cmd_meta_train(args: argparse.Namespace) -> int:
             if args.fixed_encode == "conv4"
             else Encode.from_json(args.fixed_encode)
         )
-    try:  # a bad setting fails here, before anything is written
-        config = replace(preset.meta, preset=preset.name, **overrides)
-    except TypeError as exc:
-        raise ConfigError(f"unknown meta-training setting: {exc}") from None
+    config = pipeline.meta_config(args.preset, **overrides)  # checked before anything is written
     if config.fixed_encode is not None:
         preset.space.validate(config.fixed_encode)
     images = pipeline.load_meta_images(args.data, image, args.include, args.exclude)
