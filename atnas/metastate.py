@@ -44,6 +44,7 @@ class MetaTrainConfig:
     focus: float = 0.0  # share of the budget, at its end, that trains the final choice alone
     final_tasks: int = 0  # fitness tasks of a last selection round before the focus (0: none)
     final_pick: str = "fittest"  # how that round picks the focus: "fittest" or "frugal"
+    final_widen: float = 0.0  # extra training cost the pick may take to widen its cheap layers
     fixed_encode: Encode | None = None
     budget_seconds: float | None = 600.0
     iterations: int | None = None
@@ -66,6 +67,8 @@ class MetaTrainConfig:
             raise ConfigError("focus must be in [0, 1)")
         if self.final_tasks < 0:
             raise ConfigError("final_tasks must be >= 0")
+        if not 0.0 <= self.final_widen <= 1.0:
+            raise ConfigError("final_widen must be in [0, 1]")
         if self.final_pick not in FINAL_PICKS:
             raise ConfigError(f"final_pick must be one of {FINAL_PICKS}, got {self.final_pick!r}")
 

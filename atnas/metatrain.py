@@ -49,7 +49,13 @@ from atnas.evolution import breed_with_parents, random_encode
 from atnas.learner import InnerConfig, adapt, score, start_weights
 from atnas.meta import accumulate_meta_grad
 from atnas.metastate import CHECKPOINT_KIND, Member, MetaState, MetaTrainConfig, Progress
-from atnas.population import initial_population, narrowest, uniform_paths, widest
+from atnas.population import (
+    initial_population,
+    narrowest,
+    uniform_paths,
+    widen_cheap_layers,
+    widest,
+)
 from atnas.space import Encode, SearchSpace
 from atnas.supernet import Supernet
 from atnas.tasks import Task, TaskSampler
@@ -333,8 +339,9 @@ class MetaTrainer:
         :meth:`evolve`. One EA round's 4 tasks rank members at +-4 points of noise; this one
         decides the encode that the focus phase trains and the search starts from; it is
         returned (see :func:`frugal_pick` for ``final_pick="frugal"``, which also scores the
-        uniform paths of every width). At the end of a focused run it re-scores the members;
-        the focused encode still leads the ranking (:meth:`MetaState.ranked`)."""
+        uniform paths of every width; ``final_widen`` then widens the pick's cheap layers,
+        see :func:`atnas.population.widen_cheap_layers`). At the end of a focused run it
+        re-scores the members; the focused encode still leads (:meth:`MetaState.ranked`)."""
         cfg, st = self.config, self.state
         assert self.fitness is not None
         frugal = cfg.final_pick == "frugal" and kind == "final"
@@ -352,6 +359,11 @@ class MetaTrainer:
         chosen = max(updated, key=lambda m: m.fitness or 0.0).encode
         if frugal:
             chosen = encodes[frugal_pick(scores, [self._cost(e) for e in encodes])]
+        if kind == "final" and cfg.final_widen > 0.0:
+            picked = next(m for m in updated if m.encode == chosen)
+            chosen = widen_cheap_layers(st.space, chosen, self._cost, cfg.final_widen)
+            if chosen != picked.encode and all(m.encode != chosen for m in updated):
+                updated.append(Member(chosen, picked.fitness, picked.weight))  # its parent's
         updated.sort(key=lambda m: (m.encode != chosen, -(m.fitness or 0.0)))
         st.population = updated[: cfg.population]
         self._log_round(kind)

@@ -3,6 +3,8 @@ and a bounded initial population."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from atnas.evolution import random_encode
@@ -24,6 +26,37 @@ def uniform_paths(space: SearchSpace) -> list[Encode]:
     return [
         Encode(tuple(LayerChoice(op, w) for _ in range(space.num_layers))) for w in space.widths
     ]
+
+
+def widen_cheap_layers(
+    space: SearchSpace, encode: Encode, cost: Callable[[Encode], float], extra: float
+) -> Encode:
+    """``encode`` with its cheapest layers widened to the widest width, last layer first,
+    while the training cost stays within ``(1 + extra)`` times the original's.
+
+    A late layer runs on a small feature map (3x3 pixels in the default space), so its width
+    costs almost nothing, yet the last one is the width of the features every task is
+    classified on. A pick scored on a few 5-way tasks on shared weights cannot see that
+    capacity (it shows on wider tasks and after longer training): this takes it where it
+    is nearly free. Layers whose widening would make the encode invalid are left alone.
+
+    >>> space = SearchSpace(ops=("conv3x3",), widths=(16, 64))
+    >>> enc = Encode.of(("conv3x3", 64), ("conv3x3", 16), ("conv3x3", 16), ("conv3x3", 16))
+    >>> macs = lambda e: sum(a.width * b.width for a, b in zip(e.layers, e.layers[1:]))
+    >>> widen_cheap_layers(space, enc, macs, 0.5).key()  # +50%: the last layer only
+    'conv3x3:64|conv3x3:16|conv3x3:16|conv3x3:64'
+    """
+    limit = (1.0 + extra) * cost(encode)
+    layers = list(encode.layers)
+    for i in reversed(range(len(layers))):
+        if layers[i].width == space.max_width:
+            continue
+        trial = layers.copy()
+        trial[i] = LayerChoice(layers[i].op, space.max_width)
+        wider = Encode(tuple(trial))
+        if space.is_valid(wider) and cost(wider) <= limit:
+            layers = trial
+    return Encode(tuple(layers))
 
 
 def narrowest(space: SearchSpace, rng: np.random.Generator) -> Encode:

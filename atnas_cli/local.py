@@ -77,6 +77,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "train within one standard error of it (default: the preset's)",
     )
     p.add_argument(
+        "--final-widen",
+        type=float,
+        default=None,
+        help="extra training cost (0.1 = 10%%) the picked net may take to widen its cheap late "
+        "layers to the widest width (0: off; default: the preset's)",
+    )
+    p.add_argument(
         "--algorithm",
         choices=[a.value for a in MetaAlgorithm],
         default="fomaml",
@@ -226,6 +233,8 @@ def cmd_meta_train(args: argparse.Namespace) -> int:
         overrides["focus"] = args.focus
     if args.final_pick is not None:
         overrides["final_pick"] = args.final_pick
+    if args.final_widen is not None:
+        overrides["final_widen"] = args.final_widen
     if args.budget_seconds is not None or args.iterations is not None:
         overrides["budget_seconds"] = args.budget_seconds
         overrides["iterations"] = args.iterations

@@ -75,6 +75,13 @@ class MetaTrainSpec(BaseModel):
         "the cheapest to train among those within one standard error of the fittest, Conv-4 "
         "at every width included (default: the preset's)",
     )
+    final_widen: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="extra training cost (a share: 0.1 = 10%) the picked net may take to widen "
+        "its cheap late layers to the widest width (0: off; default: the preset's)",
+    )
     algorithm: Literal["fomaml", "maml", "reptile"] = "fomaml"
     preset: Literal["tiny", "default", "wide", "paper"] = "default"
     budget_seconds: float = Field(default=600, ge=1, le=604800)

@@ -46,6 +46,8 @@ def meta_train_overrides(spec: MetaTrainSpec) -> dict[str, Any]:
         overrides["focus"] = spec.focus
     if spec.final_pick is not None:
         overrides["final_pick"] = spec.final_pick
+    if spec.final_widen is not None:
+        overrides["final_widen"] = spec.final_widen
     return overrides
 
 

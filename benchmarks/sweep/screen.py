@@ -127,21 +127,66 @@ def evaluate(args: argparse.Namespace) -> None:
                         c4 = st.space.conv4()
                         accs.setdefault(f"{n}/c4", []).append(adapted_acc(st, c4, task, inner))
         report["settings"][f"{way}w1s"] = {"task_seed": task_seed, "acc": accs}
-        print(f"{way}w1s, {len(accs[names[0]])} tasks; paired difference to {names[0]}")
-        for ref_name in names[:2]:
-            ref = np.asarray(accs[ref_name])
-            print(f"  vs {ref_name}" + ("" if len(seeds) == 1 else "  (per seed)"))
-            for n, a in accs.items():
-                d = np.asarray(a) - ref
-                ci = 196 * d.std(ddof=1) / np.sqrt(len(d))
-                mean = 100 * np.mean(a)
-                per_seed = ""
-                if len(seeds) > 1:
-                    where = np.asarray(task_seed)
-                    per_seed = (
-                        "  (" + ", ".join(f"{100 * d[where == s].mean():+.2f}" for s in seeds) + ")"
-                    )
-                print(f"    {n:24s} {mean:6.2f}  diff {100 * d.mean():+6.2f} ± {ci:.2f}{per_seed}")
+        compare(f"{way}w1s", accs, task_seed, names, seeds)
+    if args.out is not None:
+        args.out.write_text(json.dumps(report))
+
+
+def compare(
+    setting: str,
+    accs: dict[str, list[float]],
+    task_seed: list[int | None],
+    names: list[str],
+    seeds: list[int | None],
+) -> None:
+    """Prints every arm's paired difference to each of the first two arms (per seed too)."""
+    print(f"{setting}, {len(accs[names[0]])} tasks; paired difference to {names[0]}")
+    for ref_name in names[:2]:
+        ref = np.asarray(accs[ref_name])
+        print(f"  vs {ref_name}" + ("" if len(seeds) == 1 else "  (per seed)"))
+        for n, a in accs.items():
+            d = np.asarray(a) - ref
+            ci = 196 * d.std(ddof=1) / np.sqrt(len(d))
+            mean = 100 * np.mean(a)
+            per_seed = ""
+            if len(seeds) > 1:
+                where = np.asarray(task_seed)
+                per_seed = (
+                    "  (" + ", ".join(f"{100 * d[where == s].mean():+.2f}" for s in seeds) + ")"
+                )
+            print(f"    {n:24s} {mean:6.2f}  diff {100 * d.mean():+6.2f} ± {ci:.2f}{per_seed}")
+
+
+def pool(args: argparse.Namespace) -> None:
+    """Pairs arms across ``eval --out`` reports: an arm's tasks of seed s in one report are
+    the tasks of seed s in any other (same count, same seed), so runs evaluated in separate
+    sessions pair task by task. Only the seeds every named arm has are kept."""
+    names = args.names.split(",")
+    per: dict[str, dict[str, dict[int | None, list[float]]]] = {}
+    report: dict[str, Any] = {"names": names, "encodes": {}, "settings": {}, "from": []}
+    for path in args.reports:
+        data = json.loads(path.read_text())
+        report["from"].append(path.name)
+        report["encodes"].update(data["encodes"])
+        for setting, block in data["settings"].items():
+            for n, a in block["acc"].items():
+                by_seed = per.setdefault(setting, {}).setdefault(n, {})
+                for seed, acc in zip(block["task_seed"], a, strict=True):
+                    by_seed.setdefault(seed, []).append(acc)
+    for setting, arms in per.items():
+        missing = [n for n in names if n not in arms]
+        if missing:
+            raise SystemExit(f"{setting}: no tasks for {missing} in these reports")
+        seeds = sorted(set.intersection(*(set(arms[n]) for n in names)), key=lambda s: s or 0)
+        for seed in seeds:
+            counts = {len(arms[n][seed]) for n in names}
+            if len(counts) != 1:
+                raise SystemExit(f"{setting}, seed {seed}: arms have different task counts")
+        accs = {n: [a for seed in seeds for a in arms[n][seed]] for n in names}
+        task_seed = [seed for seed in seeds for _ in arms[names[0]][seed]]
+        report["seeds"] = seeds
+        report["settings"][setting] = {"task_seed": task_seed, "acc": accs}
+        compare(setting, accs, task_seed, names, list(seeds))
     if args.out is not None:
         args.out.write_text(json.dumps(report))
 
@@ -164,9 +209,15 @@ def main() -> None:
     e.add_argument("tasks", type=int, nargs="?", default=150)
     e.add_argument("--seeds", type=int, nargs="*", help="pool arms saved as NAME_sSEED.pt")
     e.add_argument("--out", type=Path, default=None, help="per-task accuracies as JSON")
+    p = sub.add_parser("pool", help="pair arms across eval reports (e.g. seeds run apart)")
+    p.add_argument("names", help="comma-separated arms; the first is the baseline")
+    p.add_argument("reports", type=Path, nargs="+", help="eval --out files")
+    p.add_argument("--out", type=Path, default=None, help="the pooled per-task accuracies")
     args = ap.parse_args()
     if args.cmd == "train":
         train(args)
+    elif args.cmd == "pool":
+        pool(args)
     else:
         evaluate(args)
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from atnas.cost import arch_cost
 from atnas.errors import Cancelled, CheckpointError, ConfigError, EncodeError
 from atnas.learner import InnerConfig
 from atnas.limits import CostLimits
@@ -23,7 +24,7 @@ from atnas.metatrain import (
     slot_rng,
     widest,
 )
-from atnas.population import uniform_paths
+from atnas.population import uniform_paths, widen_cheap_layers
 from atnas.space import Encode, SearchSpace
 from atnas.tasks import Task, TaskSampler
 from tests.atnas.conftest import synthetic_images
@@ -373,3 +374,43 @@ def test_a_frugal_final_round_also_scores_the_uniform_paths_and_focuses_on_its_p
     assert len(state.population) == cfg.population
     with pytest.raises(ConfigError, match="final_pick"):
         dataclasses.replace(CFG, final_pick="cheapest")
+
+
+def test_widening_takes_the_late_layers_where_they_are_nearly_free() -> None:
+    space = SearchSpace(ops=("conv3x3",))  # the default preset's space, 28 px, 5-way
+
+    def train_cost(e: Encode) -> float:  # the trainer's model: MACs + a fixed task overhead
+        return arch_cost(space, e, 28, 5).flops + 2e6
+
+    pick = Encode.of(("conv3x3", 32), ("conv3x3", 48), ("conv3x3", 64), ("conv3x3", 16))
+    wider = widen_cheap_layers(space, pick, train_cost, 0.1)
+    assert wider.key() == "conv3x3:32|conv3x3:48|conv3x3:64|conv3x3:64"
+    assert train_cost(wider) <= 1.1 * train_cost(pick)
+    assert widen_cheap_layers(space, pick, train_cost, 0.0) == pick
+    assert widen_cheap_layers(space, space.conv4(), train_cost, 1.0) == space.conv4()
+    # layer 1 is too dear at +10% (its 28x28 and 14x14 maps), everything is at +100%
+    assert widen_cheap_layers(space, pick, train_cost, 1.0) == space.conv4()
+
+
+def test_widening_keeps_the_encode_valid() -> None:
+    free = lambda e: 0.0  # noqa: E731
+    enc = Encode.of(("conv3x3", 4), ("identity", 4), ("conv3x3", 4))
+    # the identity cannot widen alone, and widening layer 0 would break it
+    assert widen_cheap_layers(SPACE, enc, free, 1.0).key() == "conv3x3:4|identity:4|conv3x3:8"
+
+
+def test_a_widening_final_round_focuses_on_the_widened_pick() -> None:
+    cfg = dataclasses.replace(CFG, iterations=4, focus=0.5, final_tasks=4, final_widen=1.0)
+    trainer = _trainer(cfg)
+    trainer._cost = lambda e: 1.0  # type: ignore[method-assign]  # every width is free
+    state = trainer.run()
+    assert state.focus is not None and all(
+        c.width == 8 or c.op == "identity" for c in state.focus.layers
+    )
+    assert SPACE.is_valid(state.focus)
+    assert state.best_encode() == state.focus and state.focus in {
+        m.encode for m in state.population
+    }
+    assert len(state.population) == cfg.population
+    with pytest.raises(ConfigError, match="final_widen"):
+        dataclasses.replace(CFG, final_widen=-0.1)

@@ -70,6 +70,7 @@ def test_a_bound_no_net_meets_is_one_line(
     ("option", "message"),
     [
         (["--focus", "1.5"], "atnas: error: focus must be in [0, 1)"),
+        (["--final-widen", "-1"], "atnas: error: final_widen must be in [0, 1]"),
         (["--fixed-encode", '[{"op": "conv3x3", "width": 7}]'], "atnas: error: invalid encode"),
     ],
 )

@@ -20,6 +20,7 @@ def test_meta_train_overrides_carry_every_setting() -> None:
         rotations=False,
         focus=0.25,
         final_pick="frugal",
+        final_widen=0.2,
         algorithm="reptile",
         budget_seconds=42,
         iterations=9,
@@ -35,6 +36,7 @@ def test_meta_train_overrides_carry_every_setting() -> None:
         "rotations": False,
         "focus": 0.25,
         "final_pick": "frugal",
+        "final_widen": 0.2,
         "image_size": 32,
         "algorithm": MetaAlgorithm.REPTILE,
         "budget_seconds": 42,
@@ -44,7 +46,7 @@ def test_meta_train_overrides_carry_every_setting() -> None:
     img = image_config(spec)
     assert (img.image_size, img.channels) == (32, 3)
     default = meta_train_overrides(MetaTrainSpec(datasets=["d"]))
-    assert "focus" not in default and "final_pick" not in default  # the preset's
+    assert not {"focus", "final_pick", "final_widen"} & set(default)  # the preset's
 
 
 def test_focus_out_of_range_is_refused() -> None:
@@ -53,6 +55,9 @@ def test_focus_out_of_range_is_refused() -> None:
             MetaTrainSpec(datasets=["d"], focus=bad)
     with pytest.raises(pydantic.ValidationError, match="final_pick"):
         MetaTrainSpec(datasets=["d"], final_pick="cheapest")  # type: ignore[arg-type]
+    for bad in (-0.1, 1.5):
+        with pytest.raises(pydantic.ValidationError, match="final_widen"):
+            MetaTrainSpec(datasets=["d"], final_widen=bad)
 
 
 def test_search_config_keeps_defaults_and_applies_budget() -> None:
