@@ -357,6 +357,8 @@ class MetaTrainer:
             self._rescored(m, float(np.mean(scores[row])), k) for row, m in enumerate(members)
         ]
         chosen = max(updated, key=lambda m: m.fitness or 0.0).encode
+        if kind == "closing" and st.focus is not None:
+            chosen = st.focus  # it leads the ranking (and the history line) to the end
         if frugal:
             chosen = encodes[frugal_pick(scores, [self._cost(e) for e in encodes])]
         if kind == "final" and cfg.final_widen > 0.0:

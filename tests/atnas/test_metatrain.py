@@ -299,6 +299,8 @@ def test_focus_ends_evolution_with_a_final_round_and_trains_the_choice_alone(
     # no EA round during the focus; a closing round re-scores the members on the final weights
     assert rounds == [("ea", 2), ("ea", 4), ("final", 4), ("closing", 8)]
     assert state.focus is not None and state.best_encode() == state.focus
+    assert state.ea_history[-1]["best_encode"] == state.focus.key()  # the closing line too
+    assert state.population[0].encode == state.focus
     picked = {trainer._pick_encode(s, slot_rng(0, 9, s)) for s in range(cfg.meta_batch)}
     assert picked == {state.focus}  # every slot trains the focus encode
     loaded, _ = MetaState.load(ckpt)
