@@ -31,6 +31,10 @@ the default focus to 0.85 (arms two at a time, one torch thread each; about 1 h 
         --out docs/results/screen-2026-11-27.json
 
 (``foc`` ran as ``'{}'``, the default preset of the time, i.e. focus 0.7.)
+
+Round 4 (20-minute budgets, 3 seeds, ``final_widen``): the commands are in docs/benchmarks.md,
+"Issue 6, round 4"; ``pool`` pairs arms evaluated in separate ``eval`` runs (same seeds, same
+task counts), e.g. round 3's seed 0 with later seeds.
 """
 
 from __future__ import annotations
