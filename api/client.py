@@ -7,6 +7,8 @@ Example:
     ...     final = client.wait(job.id, timeout=600)
     ...     task = client.upload_dataset(Path("my_task.zip"))
     ...     found = client.search(job.id, task.id, max_macs=1_000_000)   # a net of <= 1M MACs
+    ...     model = client.deploy_model(client.wait(found.id).id)         # served, ready
+    ...     answer = client.predict(model.id, [Path("a.png"), Path("b.png")])
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -25,6 +27,7 @@ import httpx
 from pydantic import BaseModel
 
 from api.sse import parse_events
+from service.models import ModelPublic, ModelStatus, PredictResponse
 from service.schemas import (
     ArtifactInfo,
     DatasetPublic,
@@ -52,6 +55,14 @@ class WaitTimeout(TimeoutError):
     def __init__(self, job: JobPublic, timeout: float) -> None:
         super().__init__(f"job {job.id} is still {job.status.value} after {timeout:g} s")
         self.job = job
+
+
+class ModelWaitTimeout(TimeoutError):
+    """A served model was still deploying after the time given to :meth:`AtnasClient.wait_model`."""
+
+    def __init__(self, model: ModelPublic, timeout: float) -> None:
+        super().__init__(f"model {model.id} is still {model.status.value} after {timeout:g} s")
+        self.model = model
 
 
 class JobEvent(NamedTuple):
@@ -265,6 +276,58 @@ class AtnasClient:
         return [
             SupernetPublic.model_validate(s) for s in self._json(self._http.get("/v1/supernets"))
         ]
+
+    # --- served models ------------------------------------------------------------------
+    def deploy_model(
+        self, job_id: str, replicas: int = 1, wait: bool = True, timeout: float = 300.0
+    ) -> ModelPublic:
+        """Serves the model of a succeeded search job on ``replicas`` Ray Serve replicas.
+
+        With ``wait`` (default) returns once it is ``ready`` or ``failed`` (see
+        :meth:`wait_model`); else at once, ``deploying``.
+        """
+        resp = self._http.post("/v1/models", json={"job": job_id, "replicas": replicas})
+        model = ModelPublic.model_validate(self._json(resp))
+        return self.wait_model(model.id, timeout) if wait else model
+
+    def models(self) -> list[ModelPublic]:
+        """The served models, newest first."""
+        return [ModelPublic.model_validate(m) for m in self._json(self._http.get("/v1/models"))]
+
+    def model(self, model_id: str) -> ModelPublic:
+        """One served model: its job, status, classes and input size."""
+        return ModelPublic.model_validate(self._json(self._http.get(f"/v1/models/{model_id}")))
+
+    def wait_model(self, model_id: str, timeout: float = 300.0, poll: float = 0.5) -> ModelPublic:
+        """Polls until the model is no longer ``deploying``; returns it (``ready``, or
+        ``failed`` with its ``error``). :class:`ModelWaitTimeout` after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            model = self.model(model_id)
+            if model.status is not ModelStatus.deploying:
+                return model
+            if time.monotonic() >= deadline:
+                raise ModelWaitTimeout(model, timeout)
+            time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+
+    def predict(
+        self, model_id: str, images: Sequence[Path | str | tuple[str, bytes]]
+    ) -> PredictResponse:
+        """Classifies image files (paths, or ``(name, bytes)``) with a ready served model; one
+        prediction per image, in order."""
+        files = []
+        for image in images:
+            if isinstance(image, tuple):
+                name, data = image
+            else:
+                name, data = Path(image).name, Path(image).read_bytes()
+            files.append(("files", (name, data, "application/octet-stream")))
+        resp = self._http.post(f"/v1/models/{model_id}/predict", files=files)
+        return PredictResponse.model_validate(self._json(resp))
+
+    def delete_model(self, model_id: str) -> None:
+        """Undeploys a served model and removes it."""
+        self._json(self._http.delete(f"/v1/models/{model_id}"))
 
     # --- health -------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:

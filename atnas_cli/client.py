@@ -19,13 +19,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
     def parser(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
-        p.add_argument(
-            "--url",
-            default=os.environ.get("ATNAS_URL", DEFAULT_URL),
-            help="service address (env ATNAS_URL; default %(default)s); an API key, when the "
-            "service has keys, comes from ATNAS_API_KEY",
-        )
-        p.add_argument("--json", action="store_true", help="print JSON on stdout")
+        add_service_options(p)
         return p
 
     p = parser("upload", "upload a dataset zip (class folders, or support/ + query/)")
@@ -59,13 +53,26 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.set_defaults(func=cmd_pull)
 
 
-def _client(args: argparse.Namespace) -> Any:
+def add_service_options(p: argparse.ArgumentParser) -> None:
+    """``--url`` (env ATNAS_URL) and ``--json``, as every client command has them."""
+    p.add_argument(
+        "--url",
+        default=os.environ.get("ATNAS_URL", DEFAULT_URL),
+        help="service address (env ATNAS_URL; default %(default)s); an API key, when the "
+        "service has keys, comes from ATNAS_API_KEY",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+
+
+def connect(args: argparse.Namespace) -> Any:
+    """An :class:`api.client.AtnasClient` of ``args.url`` (imported late: a fast ``--help``)."""
     from api.client import AtnasClient
 
     return AtnasClient(args.url, timeout=600)
 
 
-def _call(fn: Any, *a: Any, **kw: Any) -> Any:
+def call(fn: Any, *a: Any, **kw: Any) -> Any:
+    """``fn(*a, **kw)``; an API error or an unreachable service becomes a one-line CliError."""
     import httpx
 
     from api.client import ApiError
@@ -78,7 +85,8 @@ def _call(fn: Any, *a: Any, **kw: Any) -> Any:
         raise CliError(f"cannot reach the service ({exc})") from None
 
 
-def _show(obj: Any, as_json: bool) -> None:
+def show(obj: Any, as_json: bool) -> None:
+    """Prints a pydantic model (or plain data) as indented JSON."""
     data = obj.model_dump(mode="json") if hasattr(obj, "model_dump") else obj
     emit(data, as_json, json.dumps(data, indent=2))
 
@@ -86,9 +94,9 @@ def _show(obj: Any, as_json: bool) -> None:
 def cmd_upload(args: argparse.Namespace) -> int:
     if not args.file.is_file():
         raise CliError(f"{args.file}: no such file")
-    ds = _call(_client(args).upload_dataset, args.file)
+    ds = call(connect(args).upload_dataset, args.file)
     if args.json:
-        _show(ds, True)
+        show(ds, True)
     else:
         print(f"{ds.id}  {ds.kind} dataset, {len(ds.classes)} classes, {len(ds.groups)} groups")
     return 0
@@ -119,9 +127,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
             raise CliError("spec must be a JSON object")
         current = spec.get("constraints")
         spec["constraints"] = {**(current if isinstance(current, dict) else {}), **bounds}
-    job = _call(_client(args).submit, args.kind, spec, idempotency_key=args.idempotency_key)
+    job = call(connect(args).submit, args.kind, spec, idempotency_key=args.idempotency_key)
     if args.json:
-        _show(job, True)
+        show(job, True)
     else:
         print(f"{job.id}  {job.status.value}")
     return 0
@@ -141,23 +149,23 @@ def _spec(text: str) -> Any:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    _show(_call(_client(args).job, args.job), args.json)
+    show(call(connect(args).job, args.job), args.json)
     return 0
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    _show(_call(_client(args).cancel, args.job), args.json)
+    show(call(connect(args).cancel, args.job), args.json)
     return 0
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    client = _client(args)
+    client = connect(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    infos = _call(client.artifacts, args.job)
+    infos = call(client.artifacts, args.job)
     for a in infos:
-        _call(client.download, args.job, a.name, args.out / a.name)
+        call(client.download, args.job, a.name, args.out / a.name)
         if not args.json:
             print(f"{args.out / a.name}  {a.size} bytes  sha256 {a.sha256[:16]}…")
     if args.json:
-        _show([a.model_dump() for a in infos], True)
+        show([a.model_dump() for a in infos], True)
     return 0

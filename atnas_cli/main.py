@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from atnas.errors import AtnasError
-from atnas_cli import client, datasets, demo, gc, keys, local, serve, wait
+from atnas_cli import client, datasets, demo, gc, keys, local, models, serve, wait
 from atnas_cli.output import CliError, fail
 
 
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_commands(sub)
     demo.add_commands(sub)
     client.add_commands(sub)
+    models.add_commands(sub)
     wait.add_commands(sub)
     keys.add_commands(sub)
     gc.add_commands(sub)

@@ -246,7 +246,7 @@ def main() -> int:
             import httpx
 
             t = time.perf_counter()
-            resp = httpx.post(f"{server.url}/v1/models", json={"job": sj.id}, timeout=120)
+            resp = httpx.post(f"{server.url}/v1/models?wait=true", json={"job": sj.id}, timeout=120)
             if resp.status_code != 201:
                 raise SystemExit(f"POST /v1/models answered {resp.status_code}: {resp.text}")
             model = resp.json()

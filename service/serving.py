@@ -8,7 +8,7 @@ Without a runtime every model route answers 503 with the reason.
 
 Example:
     >>> manager = ModelManager(store, jobs, artifacts, runtime, max_images=64)  # doctest: +SKIP
-    >>> record = manager.create(ModelCreate(job=search_job_id))                  # doctest: +SKIP
+    >>> record = manager.create(ModelCreate(job=search_job_id), wait=True)       # doctest: +SKIP
     >>> await manager.predict(record, [("a.png", png_bytes)])                   # doctest: +SKIP
 """
 
@@ -105,18 +105,23 @@ class ModelManager:
         self.artifacts = artifacts
         self.runtime = runtime
         self.max_images = max_images
+        self._deploying = threading.Lock()
 
     def _runtime(self) -> ModelRuntime:
         if self.runtime is None:
             raise ServingUnavailable(NO_RUNTIME)
         return self.runtime
 
-    def create(self, body: ModelCreate, tenant: str | None = None) -> ModelRecord:
-        """Deploys the model of search job ``body.job`` and returns its record once it answers.
+    def create(
+        self, body: ModelCreate, tenant: str | None = None, wait: bool = False
+    ) -> ModelRecord:
+        """Deploys the model of search job ``body.job``.
 
-        404 for an unknown job (or another tenant's), 422 for a job that is not a search, 409
-        for a search that has not succeeded, 503 without Ray or when the deployment fails (the
-        record then stays, status ``failed``, until it is deleted).
+        Returns its record at once, status ``deploying``, and deploys in a background thread
+        (the record turns ``ready``, or ``failed`` with the reason); with ``wait``, returns once
+        the model answers. 404 for an unknown job (or another tenant's), 422 for a job that is
+        not a search, 409 for a search that has not succeeded, 503 without Ray, or (``wait``)
+        when the deployment fails (the record then stays, status ``failed``, until deleted).
         """
         job = self.jobs.get(body.job, tenant)  # the request is checked before the runtime
         if job.kind != JobKind.search:
@@ -150,7 +155,22 @@ class ModelManager:
             reason = f"could not copy the model's files: {exc.strerror or exc}"
             self.store.set_status(record.id, ModelStatus.failed, reason)
             raise ServingUnavailable(reason) from exc
-        return self._deploy(record, runtime)
+        if wait:
+            return self._deploy(record, runtime)
+        threading.Thread(
+            target=self._deploy_quietly,
+            args=(record, runtime),
+            name=f"atnas-deploy-{record.id[:8]}",
+            daemon=True,
+        ).start()
+        return record
+
+    def _deploy_quietly(self, record: ModelRecord, runtime: ModelRuntime) -> None:
+        """:meth:`_deploy` in a background thread: a failure is in the record, and logged."""
+        try:
+            self._deploy(record, runtime)
+        except ServiceError as exc:
+            log.warning("model %s was not deployed: %s", record.id, exc.reason)
 
     def _deploy(self, record: ModelRecord, runtime: ModelRuntime) -> ModelRecord:
         """Deploys ``record``; its status becomes ``ready``, or ``failed`` with the reason."""
@@ -162,7 +182,8 @@ class ModelManager:
             replicas=record.replicas,
         )
         try:
-            runtime.deploy(deployment)
+            with self._deploying:  # one deployment at a time: requests, restore and threads
+                runtime.deploy(deployment)
         except ServiceError as exc:
             self.store.set_status(record.id, ModelStatus.failed, exc.reason)
             raise

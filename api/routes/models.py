@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import ServicesDep, TenantDep
 from api.images import OPENAPI_BODY, read_images
@@ -11,10 +11,25 @@ from service.models import ModelCreate, ModelPublic, PredictResponse
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
-@router.post("", status_code=201)
-def create_model(body: ModelCreate, services: ServicesDep, tenant: TenantDep) -> ModelPublic:
-    """Deploys a succeeded search job's model on Ray Serve; answers once it is ready."""
-    return services.models.create(body, tenant).public()
+@router.post("", status_code=202, responses={201: {"description": "deployed (``wait=true``)"}})
+def create_model(
+    body: ModelCreate,
+    services: ServicesDep,
+    tenant: TenantDep,
+    response: Response,
+    wait: bool = Query(
+        default=False, description="answer once the model is ready (201), not at once (202)"
+    ),
+) -> ModelPublic:
+    """Deploys a succeeded search job's model on Ray Serve.
+
+    Answers 202 at once with the model ``deploying`` (poll ``GET /v1/models/{id}`` until it is
+    ``ready``, or ``failed`` with the reason); with ``?wait=true``, 201 once it answers.
+    """
+    record = services.models.create(body, tenant, wait=wait)
+    response.status_code = 201 if wait else 202
+    response.headers["Location"] = f"/v1/models/{record.id}"
+    return record.public()
 
 
 @router.get("")

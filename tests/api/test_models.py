@@ -147,7 +147,7 @@ def served(
             httpx.Client(base_url=url, timeout=60, headers=_auth(ALICE)) as alice,
             httpx.Client(base_url=url, timeout=60, headers=_auth(BOB)) as bob,
         ):
-            resp = alice.post("/v1/models", json={"job": search, "replicas": 2})
+            resp = alice.post("/v1/models?wait=true", json={"job": search, "replicas": 2})
             assert resp.status_code == 201, resp.text
             yield Served(settings, r, url, alice, bob, search, meta, resp.json()["id"], query)
     finally:
@@ -287,7 +287,7 @@ def test_another_tenants_model_does_not_exist(served: Served) -> None:
 def test_a_lost_model_is_redeployed_by_the_next_api_and_delete_takes_it_down(
     served: Served,
 ) -> None:
-    created = served.alice.post("/v1/models", json={"job": served.search})
+    created = served.alice.post("/v1/models", params={"wait": True}, json={"job": served.search})
     assert created.status_code == 201, created.text
     model = created.json()["id"]
     from ray import serve
@@ -325,3 +325,53 @@ def test_an_api_without_ray_says_models_are_not_served(server: LiveServer) -> No
     resp = server.http.post("/v1/models", json={"job": job.id})
     assert resp.status_code == 503 and "without Ray" in resp.json()["detail"]
     assert server.http.get("/v1/models").json() == []
+
+
+def test_a_model_deploys_in_the_background_and_the_cli_and_client_drive_it(
+    served: Served,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from api.client import AtnasClient
+    from atnas_cli.main import main
+
+    monkeypatch.setenv("ATNAS_API_KEY", ALICE)
+    url = ["--url", served.url]
+    # Without ?wait the POST answers at once: 202, deploying, and where to look.
+    assert main(["models", "deploy", served.search, "--no-wait", "--json", *url]) == 0
+    accepted = json.loads(capsys.readouterr().out)
+    assert accepted["status"] == "deploying" and accepted["job"] == served.search
+    model = accepted["id"]
+    raw = served.alice.post("/v1/models", json={"job": served.search})
+    assert raw.status_code == 202 and raw.json()["status"] == "deploying"
+    assert raw.headers["location"] == f"/v1/models/{raw.json()['id']}"
+    with AtnasClient(served.url, api_key=ALICE) as client:
+        assert client.wait_model(raw.json()["id"], timeout=60).status.value == "ready"
+        client.delete_model(raw.json()["id"])
+        assert client.wait_model(model, timeout=60).status.value == "ready"
+        assert model in {m.id for m in client.models()}
+
+    paths = []
+    for i, (name, data) in enumerate(served.query):  # query/<class>/<n>.png: names repeat
+        path = tmp_path / f"{i}-{name.rsplit('/', 1)[-1]}"
+        path.write_bytes(data)
+        paths.append(str(path))
+    assert main(["models", "predict", model, *paths, *url]) == 0
+    printed = [row.split() for row in capsys.readouterr().out.splitlines()]
+    expected = _reference(served, served.query).argmax(1)
+    assert [row[1] for row in printed] == [["c0", "c1", "c2"][k] for k in expected]
+    assert [row[0] for row in printed] == paths
+
+    assert main(["models", "list", *url]) == 0
+    assert model in capsys.readouterr().out
+    assert main(["models", "delete", model, *url]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as gone:
+        main(["models", "show", model, *url])
+    assert gone.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("atnas: error: HTTP 404") and "\n" not in err
+    with pytest.raises(SystemExit):
+        main(["models", "predict", served.model, str(tmp_path / "missing.png"), *url])
+    assert "missing.png: no such file" in capsys.readouterr().err
