@@ -50,6 +50,8 @@ them, alphabets that no setting was ever tuned on (about 1 h 45 min)::
     done
     $S eval pc64,pdef 200 --seeds 0 1 2 --out docs/results/probe10-2026-11-27.json &
     $S eval p20c64,p20def 200 --seeds 0 1 --out docs/results/probe20-2026-11-27.json; wait
+
+(a third 20-minute seed ran later and was pooled: docs/benchmarks.md, "Issue 6, round 5").
 """
 
 from __future__ import annotations
