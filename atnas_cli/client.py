@@ -18,9 +18,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     """Registers the client sub-commands."""
 
     def parser(name: str, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
-        add_service_options(p)
-        return p
+        return client_parser(sub, name, help)
 
     p = parser("upload", "upload a dataset zip (class folders, or support/ + query/)")
     p.add_argument("file", type=Path)
@@ -53,15 +51,24 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.set_defaults(func=cmd_pull)
 
 
-def add_service_options(p: argparse.ArgumentParser) -> None:
-    """``--url`` (env ATNAS_URL) and ``--json``, as every client command has them."""
+def client_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help: str
+) -> argparse.ArgumentParser:
+    """A sub-command of a client of the service, with ``--url`` and ``--json``."""
+    p = sub.add_parser(name, help=help, description=help)
+    add_url_option(p)
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+    return p
+
+
+def add_url_option(p: argparse.ArgumentParser) -> None:
+    """``--url``: the service's address (env ATNAS_URL), as every client command has it."""
     p.add_argument(
         "--url",
         default=os.environ.get("ATNAS_URL", DEFAULT_URL),
         help="service address (env ATNAS_URL; default %(default)s); an API key, when the "
         "service has keys, comes from ATNAS_API_KEY",
     )
-    p.add_argument("--json", action="store_true", help="print JSON on stdout")
 
 
 def connect(args: argparse.Namespace) -> Any:

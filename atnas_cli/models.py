@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from atnas_cli.client import add_service_options, call, connect, show
+from atnas_cli.client import call, client_parser, connect, show
 from atnas_cli.output import CliError
 
 if TYPE_CHECKING:
@@ -34,9 +34,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     verbs = top.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     def verb(name: str, help: str) -> argparse.ArgumentParser:
-        p = verbs.add_parser(name, help=help, description=help)
-        add_service_options(p)
-        return p
+        return client_parser(verbs, name, help)
 
     p = verb("deploy", "serve the model of a succeeded search job (waits until it answers)")
     p.add_argument("job", help="id of a succeeded search job")

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
+from atnas_cli.client import add_url_option
 from atnas_cli.output import CliError, fail
 from service.schemas import JobPublic, JobStatus
 
 if TYPE_CHECKING:
     from api.client import AtnasClient
 
-DEFAULT_URL = "http://127.0.0.1:8000"
 BAR_WIDTH = 30
 # Pause before reopening a stream that ended without a terminal status.
 REOPEN_S = 1.0
@@ -36,12 +35,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "succeeded, 1 (with the job's error) when it failed or was cancelled.",
     )
     p.add_argument("job")
-    p.add_argument(
-        "--url",
-        default=os.environ.get("ATNAS_URL", DEFAULT_URL),
-        help="service address (env ATNAS_URL; default %(default)s); an API key, when the "
-        "service has keys, comes from ATNAS_API_KEY",
-    )
+    add_url_option(p)
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print the final job as JSON on stdout")
     p.set_defaults(func=cmd_wait)

@@ -255,6 +255,9 @@ def test_deploying_what_is_not_a_served_search_is_refused_with_a_reason(served: 
     replicas = served.alice.post("/v1/models", json={"job": served.search, "replicas": 0})
     assert replicas.status_code == 422
     assert served.alice.post("/v1/models", content=b"{").status_code == 422
+    maybe = served.alice.post("/v1/models?wait=maybe", json={"job": served.search})
+    assert maybe.status_code == 422 and "wait" in maybe.text
+    assert [m["id"] for m in served.alice.get("/v1/models").json()] == [served.model]
 
 
 def test_bad_images_get_a_4xx_that_names_them(served: Served) -> None:
@@ -375,3 +378,9 @@ def test_a_model_deploys_in_the_background_and_the_cli_and_client_drive_it(
     with pytest.raises(SystemExit):
         main(["models", "predict", served.model, str(tmp_path / "missing.png"), *url])
     assert "missing.png: no such file" in capsys.readouterr().err
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(SystemExit) as empty:
+        main(["models", "predict", served.model, str(tmp_path / "empty.png"), *url])
+    assert empty.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("atnas: error: HTTP 422") and "empty file" in err and "\n" not in err
