@@ -18,10 +18,10 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -38,6 +38,23 @@ from service.schemas import (
     SearchConstraints,
     SupernetPublic,
 )
+
+T = TypeVar("T")
+
+
+def _poll(
+    fetch: Callable[[], T], done: Callable[[T], bool], timeout: float, poll: float
+) -> tuple[T, bool]:
+    """Calls ``fetch`` every ``poll`` seconds until ``done`` of its value, at most ``timeout``
+    seconds; returns the last value and whether it was done."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if done(value):
+            return value, True
+        if time.monotonic() >= deadline:
+            return value, False
+        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
 
 
 class ApiError(Exception):
@@ -201,14 +218,10 @@ class AtnasClient:
 
         Raises :class:`WaitTimeout` (holding the last state) after ``timeout`` seconds.
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            job = self.job(job_id)
-            if job.status.terminal:
-                return job
-            if time.monotonic() >= deadline:
-                raise WaitTimeout(job, timeout)
-            time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+        job, done = _poll(lambda: self.job(job_id), lambda j: j.status.terminal, timeout, poll)
+        if not done:
+            raise WaitTimeout(job, timeout)
+        return job
 
     def events(self, job_id: str, idle_timeout: float = 60.0) -> Iterator[JobEvent]:
         """The job's server-sent events (``GET /v1/jobs/{id}/events``) as they come: the
@@ -301,14 +314,15 @@ class AtnasClient:
     def wait_model(self, model_id: str, timeout: float = 300.0, poll: float = 0.5) -> ModelPublic:
         """Polls until the model is no longer ``deploying``; returns it (``ready``, or
         ``failed`` with its ``error``). :class:`ModelWaitTimeout` after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            model = self.model(model_id)
-            if model.status is not ModelStatus.deploying:
-                return model
-            if time.monotonic() >= deadline:
-                raise ModelWaitTimeout(model, timeout)
-            time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+        model, done = _poll(
+            lambda: self.model(model_id),
+            lambda m: m.status is not ModelStatus.deploying,
+            timeout,
+            poll,
+        )
+        if not done:
+            raise ModelWaitTimeout(model, timeout)
+        return model
 
     def predict(
         self, model_id: str, images: Sequence[Path | str | tuple[str, bytes]]

@@ -3,7 +3,7 @@
 Example (a service at ATNAS_URL, a succeeded search job)::
 
     $ atnas models deploy 3f2a...            # waits until it answers
-    9c1e...  ready  5 classes, 1x28x28, 1 replica(s)
+    9c1e...  ready  5 classes, 1x28x28, 1 replica(s), job 3f2a...
     $ atnas models predict 9c1e... a.png b.png
     a.png  Latin/character07  0.912
     b.png  Latin/character11  0.644
