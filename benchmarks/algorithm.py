@@ -49,8 +49,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from svgplot import scatter  # benchmarks/svgplot.py (a script's folder is on sys.path)
+from domains import SHIFTS, shifted  # benchmarks/domains.py (a script's folder is on sys.path)
+from svgplot import scatter
 
 from atnas import pipeline
 from atnas.cost import arch_cost
@@ -68,7 +68,6 @@ ROOT = Path(__file__).resolve().parents[1]
 META_VAL = ["Armenian", "Bengali", "Hebrew", "Korean", "Tifinagh"]
 SETTINGS = {"5w1s": (5, 1), "5w5s": (5, 5), "20w1s": (20, 1)}
 NETS = ("atnas", "conv4_64", "conv4_32", "conv4_16")
-DOMAINS = ("inverted", "noise", "thick", "thin", "px56")
 log = logging.getLogger("bench")
 
 
@@ -146,27 +145,6 @@ def atnas_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- evaluation
-
-
-def shifted(task: Task, domain: str | None, gen: torch.Generator) -> Task:
-    """The task with a domain shift applied to support and query alike."""
-    if domain is None:
-        return task
-
-    def f(x: torch.Tensor) -> torch.Tensor:
-        if domain == "inverted":
-            return 1.0 - x
-        if domain == "noise":
-            return (x + 0.3 * torch.randn(x.shape, generator=gen)).clamp(0, 1)
-        if domain == "thick":  # strokes are dark: a min-filter widens them
-            return -F.max_pool2d(-x, 3, stride=1, padding=1)
-        if domain == "thin":
-            return F.max_pool2d(x, 3, stride=1, padding=1)
-        if domain == "px56":
-            return F.interpolate(x, size=56, mode="bilinear", align_corners=False)
-        raise ValueError(domain)
-
-    return Task(f(task.support_x), task.support_y, f(task.query_x), task.query_y, task.classes)
 
 
 def adapted_acc(state: MetaState, encode: Encode, task: Task, inner: InnerConfig) -> float:
@@ -400,7 +378,7 @@ def main() -> int:
     ap.add_argument("--wide-tasks", type=int, default=200, help="20-way tasks per seed")
     ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     ap.add_argument("--oracle-tasks", type=int, default=50, help="tasks with the headroom study")
-    ap.add_argument("--domains", nargs="*", default=[], choices=DOMAINS)
+    ap.add_argument("--domains", nargs="*", default=[], choices=SHIFTS)
     ap.add_argument("--domain-tasks", type=int, default=100, help="5w1s tasks per domain, seed")
     ap.add_argument("--no-search", action="store_true", help="skip the per-task searches")
     ap.add_argument("--scratch-tasks", type=int, default=0, help="5w5s tasks, from scratch")

@@ -69,9 +69,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ (algorithm.py)
 from algorithm import META_VAL, adapted_acc, conv4, default_dataset
+from domains import DOMAINS, SHIFTS, digits_images, shifted
 
 from atnas import pipeline
 from atnas.cost import arch_cost
+from atnas.data import ImageSet
+from atnas.floors import feature_prototype_acc, pixel_centroid_acc
 from atnas.learner import InnerConfig
 from atnas.metastate import MetaState
 from atnas.presets import PRESETS
@@ -131,19 +134,44 @@ def train(args: argparse.Namespace) -> None:
     )
 
 
+def eval_images(args: argparse.Namespace, image_size: int) -> ImageSet:
+    """The evaluation classes: the probe or tuning alphabets, or the digits of ``--domain``."""
+    if args.domain == "digits":
+        return digits_images(image_size)
+    return pipeline.load_meta_images([args.data]).select(include=PROBE if args.probe else META_VAL)
+
+
+def variants(spec: str | None) -> dict[str, InnerConfig]:
+    """``--variants`` JSON ({label: InnerConfig fields}) over the evaluation's inner loop."""
+    base = SearchConfig().final_inner or SearchConfig().inner
+    try:
+        raw = json.loads(spec) if spec else {}
+        return {k: dataclasses.replace(base, **v) for k, v in raw.items()}
+    except (json.JSONDecodeError, TypeError, AttributeError) as e:
+        raise SystemExit(f"screen: error: --variants: {e}") from None
+
+
 def evaluate(args: argparse.Namespace) -> None:
     names = args.names.split(",")
-    val = pipeline.load_meta_images([args.data]).select(include=PROBE if args.probe else META_VAL)
     inner = SearchConfig().final_inner or SearchConfig().inner
+    extra = variants(args.variants)
     seeds: list[int | None] = list(args.seeds) if args.seeds else [None]
     report: dict[str, Any] = {"names": names, "seeds": seeds, "encodes": {}, "settings": {}}
     report["alphabets"] = PROBE if args.probe else META_VAL
-    for way, n_tasks in [(5, args.tasks), (20, args.tasks // 3)]:
+    report["domain"] = args.domain
+    report["variants"] = {k: dataclasses.asdict(v) for k, v in extra.items()}
+    ways = [(5, args.tasks)]
+    if args.domain != "digits":  # 10 classes: no 20-way tasks
+        ways.append((20, args.tasks // 3))
+    val: ImageSet | None = None
+    for way, n_tasks in ways:
         accs: dict[str, list[float]] = {}
         task_seed: list[int | None] = []
         for seed in seeds:
             suffix = "" if seed is None else f"_s{seed}"
             states = {n: MetaState.load(args.dir / f"{n}{suffix}.pt")[0] for n in names}
+            if val is None:
+                val = eval_images(args, next(iter(states.values())).config.image_size)
             if way == 5:
                 for n, st in states.items():
                     enc = st.best_encode()
@@ -152,18 +180,77 @@ def evaluate(args: argparse.Namespace) -> None:
                     print(f"seed {seed} {n}: {enc.key()} ({macs / 1e6:.2f}M MACs)")
             sampler = TaskSampler(val, way, 1, 15)
             rng = np.random.default_rng(12345 + (seed or 0))
+            gen = torch.Generator().manual_seed(777 + (seed or 0))
             for _ in range(n_tasks):
                 task = sampler.sample(rng)
+                if args.domain in SHIFTS:
+                    task = shifted(task, args.domain, gen)
                 task_seed.append(seed)
+                if args.floors:
+                    accs.setdefault("pixel", []).append(
+                        pixel_centroid_acc(
+                            task.support_x, task.support_y, task.query_x, task.query_y, way
+                        )
+                    )
                 for n, st in states.items():
-                    accs.setdefault(n, []).append(adapted_acc(st, st.best_encode(), task, inner))
-                    if st.config.fixed_encode is None:
+                    best = st.best_encode()
+                    accs.setdefault(n, []).append(adapted_acc(st, best, task, inner))
+                    for label, var in extra.items():
+                        accs.setdefault(f"{n}@{label}", []).append(adapted_acc(st, best, task, var))
+                    if args.floors:
+                        accs.setdefault(f"{n}/proto", []).append(
+                            feature_prototype_acc(
+                                st.supernet,
+                                best,
+                                task.support_x,
+                                task.support_y,
+                                task.query_x,
+                                task.query_y,
+                                way,
+                            )
+                        )
+                    if st.config.fixed_encode is None and not args.no_c4:
                         c4 = st.space.conv4()
                         accs.setdefault(f"{n}/c4", []).append(adapted_acc(st, c4, task, inner))
         report["settings"][f"{way}w1s"] = {"task_seed": task_seed, "acc": accs}
         compare(f"{way}w1s", accs, task_seed, names, seeds)
+    if args.scratch and val is not None:
+        report["scratch"] = scratch(args, names, seeds, val)
     if args.out is not None:
         args.out.write_text(json.dumps(report))
+
+
+def scratch(
+    args: argparse.Namespace, names: list[str], seeds: list[int | None], val: ImageSet
+) -> dict[str, Any]:
+    """The search job of the first AT-NAS arm (first seed) against the same search with every
+    candidate trained from random weights, on ``--scratch`` 5w5s tasks: accuracy and median
+    seconds of each, and the speed-up (scratch seconds / AT-NAS seconds)."""
+    from atnas.evaluate import Method
+    from atnas.evaluate import evaluate as run_method
+
+    suffix = "" if seeds[0] is None else f"_s{seeds[0]}"
+    states = [MetaState.load(args.dir / f"{n}{suffix}.pt")[0] for n in names]
+    state = next((st for st in states if st.config.fixed_encode is None), None)
+    if state is None:
+        raise SystemExit("screen: error: --scratch needs an AT-NAS arm (not a fixed net)")
+    sampler = TaskSampler(val, 5, 5, 15)
+    cfg = SearchConfig()
+    steps = InnerConfig(args.scratch_steps, 0.1)
+    out = run_method(state, sampler, args.scratch, Method.SCRATCH, cfg, 2000, steps)
+    ours = run_method(state, sampler, args.scratch, Method.ATNAS, cfg, seed=2000)
+    result = {
+        "scratch": out.to_json(),
+        "atnas": ours.to_json(),
+        "scratch_steps": args.scratch_steps,
+        "speedup_median": out.median_seconds / ours.median_seconds,
+    }
+    print(
+        f"5w5s, {args.scratch} tasks: scratch {100 * out.mean_acc:.1f}% in "
+        f"{out.median_seconds:.2f} s (median), AT-NAS {100 * ours.mean_acc:.1f}% in "
+        f"{ours.median_seconds:.2f} s: {result['speedup_median']:.0f}x"
+    )
+    return result
 
 
 def compare(
@@ -248,6 +335,23 @@ def main() -> None:
     e.add_argument("tasks", type=int, nargs="?", default=150)
     e.add_argument("--seeds", type=int, nargs="*", help="pool arms saved as NAME_sSEED.pt")
     e.add_argument("--out", type=Path, default=None, help="per-task accuracies as JSON")
+    e.add_argument(
+        "--domain", choices=DOMAINS, help="shift the tasks, or draw them from the 8x8 digits"
+    )
+    e.add_argument(
+        "--variants",
+        help="more inner loops for every arm, as JSON {label: InnerConfig fields}, e.g. "
+        '\'{"proto": {"head": "proto"}}\' (scored as NAME@label)',
+    )
+    e.add_argument(
+        "--floors",
+        action="store_true",
+        help="also score nearest centroid on pixels (pixel) and on each arm's features "
+        "(NAME/proto)",
+    )
+    e.add_argument("--no-c4", action="store_true", help="skip the Conv-4 path of supernets")
+    e.add_argument("--scratch", type=int, default=0, help="5w5s tasks of the scratch search")
+    e.add_argument("--scratch-steps", type=int, default=100, help="SGD steps per candidate")
     p = sub.add_parser("pool", help="pair arms across eval reports (e.g. seeds run apart)")
     p.add_argument("names", help="comma-separated arms; the first is the baseline")
     p.add_argument("reports", type=Path, nargs="+", help="eval --out files")
