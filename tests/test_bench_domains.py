@@ -24,7 +24,7 @@ def test_digits_are_ten_classes_of_dark_ink_on_white_at_the_asked_size() -> None
 def test_a_five_way_task_draws_from_the_digits() -> None:
     task = TaskSampler(digits_images(28), 5, 1, 15).sample(np.random.default_rng(0))
     assert task.support_x.shape == (5, 1, 28, 28) and task.query_x.shape == (75, 1, 28, 28)
-    assert 0.0 <= float(task.support_x.min()) and float(task.support_x.max()) <= 1.0
+    assert float(task.support_x.min()) >= 0.0 and float(task.support_x.max()) <= 1.0
 
 
 def _task() -> Task:
