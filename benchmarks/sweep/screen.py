@@ -178,7 +178,7 @@ def evaluate(args: argparse.Namespace) -> None:
                     macs = arch_cost(st.space, enc, st.config.image_size, 5).flops
                     report["encodes"][f"{n}{suffix}"] = {"encode": enc.key(), "macs": macs}
                     print(f"seed {seed} {n}: {enc.key()} ({macs / 1e6:.2f}M MACs)")
-            sampler = TaskSampler(val, way, 1, 15)
+            sampler = TaskSampler(val, way, args.shot, 15)
             rng = np.random.default_rng(12345 + (seed or 0))
             gen = torch.Generator().manual_seed(777 + (seed or 0))
             for _ in range(n_tasks):
@@ -212,8 +212,9 @@ def evaluate(args: argparse.Namespace) -> None:
                     if st.config.fixed_encode is None and not args.no_c4:
                         c4 = st.space.conv4()
                         accs.setdefault(f"{n}/c4", []).append(adapted_acc(st, c4, task, inner))
-        report["settings"][f"{way}w1s"] = {"task_seed": task_seed, "acc": accs}
-        compare(f"{way}w1s", accs, task_seed, names, seeds)
+        setting = f"{way}w{args.shot}s"
+        report["settings"][setting] = {"task_seed": task_seed, "acc": accs}
+        compare(setting, accs, task_seed, names, seeds)
     if args.scratch and val is not None:
         report["scratch"] = scratch(args, names, seeds, val)
     if args.out is not None:
@@ -312,6 +313,25 @@ def pool(args: argparse.Namespace) -> None:
         args.out.write_text(json.dumps(report))
 
 
+def diff(args: argparse.Namespace) -> None:
+    """Paired difference of two columns of an ``eval --out`` report (e.g. two inner loops),
+    per setting, with its 95% CI and per seed."""
+    data = json.loads(args.report.read_text())
+    for setting, block in data["settings"].items():
+        missing = [c for c in (args.a, args.b) if c not in block["acc"]]
+        if missing:
+            raise SystemExit(f"{setting}: no column {missing}; have {sorted(block['acc'])}")
+        a, b = np.asarray(block["acc"][args.a]), np.asarray(block["acc"][args.b])
+        d, where = a - b, np.asarray(block["task_seed"], dtype=object)
+        ci = 196 * d.std(ddof=1) / np.sqrt(len(d))
+        seeds = list(dict.fromkeys(block["task_seed"]))
+        per = ", ".join(f"{100 * d[where == s].mean():+.2f}" for s in seeds)
+        print(
+            f"{setting} ({len(d)} tasks): {args.a} {100 * a.mean():.2f} - {args.b} "
+            f"{100 * b.mean():.2f} = {100 * d.mean():+.2f} ± {ci:.2f}  (per seed {per})"
+        )
+
+
 def main() -> None:
     torch.set_num_threads(1)
     ap = argparse.ArgumentParser(
@@ -350,14 +370,21 @@ def main() -> None:
         "(NAME/proto)",
     )
     e.add_argument("--no-c4", action="store_true", help="skip the Conv-4 path of supernets")
+    e.add_argument("--shot", type=int, default=1, help="support images per class")
     e.add_argument("--scratch", type=int, default=0, help="5w5s tasks of the scratch search")
     e.add_argument("--scratch-steps", type=int, default=100, help="SGD steps per candidate")
     p = sub.add_parser("pool", help="pair arms across eval reports (e.g. seeds run apart)")
     p.add_argument("names", help="comma-separated arms; the first is the baseline")
     p.add_argument("reports", type=Path, nargs="+", help="eval --out files")
     p.add_argument("--out", type=Path, default=None, help="the pooled per-task accuracies")
+    d = sub.add_parser("diff", help="paired difference of two columns of one eval report")
+    d.add_argument("report", type=Path)
+    d.add_argument("a")
+    d.add_argument("b")
     args = ap.parse_args()
-    if args.cmd == "train":
+    if args.cmd == "diff":
+        diff(args)
+    elif args.cmd == "train":
         train(args)
     elif args.cmd == "pool":
         pool(args)
