@@ -243,7 +243,9 @@ def scratch(
     out = run_method(state, sampler, args.scratch, Method.SCRATCH, cfg, 2000, steps)
     # what a search job runs on this supernet (a focused one: adapt the focused net), and the
     # full search that the scratch run mirrors
-    ours = run_method(state, sampler, args.scratch, Method.ATNAS, pipeline.search_defaults(state), 2000)
+    ours = run_method(
+        state, sampler, args.scratch, Method.ATNAS, pipeline.search_defaults(state), 2000
+    )
     full = run_method(state, sampler, args.scratch, Method.ATNAS, cfg, seed=2000)
     result = {
         "scratch": out.to_json(),
