@@ -41,20 +41,49 @@ ONNX_OPSET = 17
 
 
 class TaskModel(nn.Module):
-    """A standalone subnet with adapted weights: images in [0, 1] -> logits over the classes."""
+    """A standalone subnet with adapted weights: images in [0, 1] -> logits over the classes.
 
-    def __init__(self, encode: Encode, weights: dict[str, Tensor]) -> None:
+    With ``pixels`` (a :class:`PixelCentroids`) it is the pixel nearest-centroid classifier
+    instead, which a search job ships when it beat the subnet on held-out support images
+    (:func:`atnas.floors.check_pixel_floor`); the subnet's weights are then not used.
+    """
+
+    def __init__(
+        self, encode: Encode, weights: dict[str, Tensor], pixels: PixelCentroids | None = None
+    ) -> None:
         super().__init__()
         self.encode = encode
         self.names = list(weights)
         self.params = nn.ParameterList(
             [nn.Parameter(weights[k].detach().clone(), requires_grad=False) for k in self.names]
         )
+        self.pixels = pixels
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, C, H, W) in [0, 1] -> (B, N) logits."""
+        if self.pixels is not None:
+            out: Tensor = self.pixels(x)
+            return out
         w = dict(zip(self.names, self.params, strict=True))
         return logits(x, self.encode, w)
+
+
+class PixelCentroids(nn.Module):
+    """Nearest class mean on raw pixels as logits ``-scale * |x - mean_c|^2``."""
+
+    def __init__(self, means: Tensor, scale: float) -> None:
+        super().__init__()
+        self.register_buffer("means", means.detach().clone().float())
+        self.scale = float(scale)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) -> (B, N). Squared differences element by element (not the expanded
+        ``|x|^2 - 2 x.c + |c|^2``, whose cancellation costs float32 digits), so that
+        TorchScript and ONNX Runtime agree to 1e-4 on the logits."""
+        means = self.means
+        assert isinstance(means, Tensor)
+        diff = x.flatten(1).unsqueeze(1) - means.unsqueeze(0)  # (B, N, D)
+        return -self.scale * (diff * diff).sum(2)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -129,15 +158,18 @@ def export_model(
     metrics: dict[str, Any],
     front: list[dict[str, Any]] | None = None,
     provenance: dict[str, Any] | None = None,
+    pixels: PixelCentroids | None = None,
 ) -> dict[str, Path]:
     """Writes the model files into ``out_dir`` (``front.json`` too when a front is given);
     returns their paths by name.
 
     ``provenance`` (e.g. the job id, supernet and spec that made the model) goes into the
-    model card ``README.md`` as given.
+    model card ``README.md`` as given. With ``pixels`` the model files hold the pixel
+    nearest-centroid classifier (``model.json`` ``kind``: ``pixel_centroid``), and arch.json
+    the subnet it replaced.
     """
     out = Path(out_dir)
-    model = TaskModel(encode, {k: v.cpu() for k, v in weights.items()})
+    model = TaskModel(encode, {k: v.cpu() for k, v in weights.items()}, pixels)
     cost = arch_cost(space, encode, image_size, len(classes))
     files = {
         "model.ts": torchscript_bytes(model, space.in_channels, image_size),
@@ -145,6 +177,7 @@ def export_model(
         "model.json": _json_bytes(
             {
                 "format": "torchscript",
+                "kind": "subnet" if pixels is None else "pixel_centroid",
                 "formats": {
                     "model.ts": "torchscript",
                     "model.onnx": f"onnx (opset {ONNX_OPSET})",

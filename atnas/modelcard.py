@@ -46,6 +46,7 @@ def model_card(
         "Made by atnas (across-task neural architecture search): "
         "a subnet searched for this task from a meta-trained supernet, then adapted on the "
         "task's support images.\n",
+        *_fallback_note(metrics),
         "## How to use it\n",
         f"Input: float32 images, shape (B, {c}, {s}, {s}) (NCHW), values in [0, 1], any batch "
         f"size B. Output: logits of shape (B, {len(classes)}), classes in the order of "
@@ -183,3 +184,17 @@ def _pct(value: Any) -> str:
 
 def _secs(value: Any) -> str:
     return f"{value:.1f} s" if isinstance(value, int | float) else "n/a"
+
+
+def _fallback_note(metrics: Mapping[str, Any]) -> list[str]:
+    """A warning paragraph when the model files hold the pixel centroid, not the subnet."""
+    if metrics.get("model") != "pixel_centroid":
+        return []
+    check = (metrics.get("floors") or {}).get("check") or {}
+    return [
+        "**This model is the nearest-centroid classifier on raw pixels, not the subnet below.** "
+        f"On held-out support images it scored {_pct(check.get('pixel_acc'))} against the "
+        f"adapted subnet's {_pct(check.get('model_acc'))}, so the search shipped it instead: "
+        "the meta-trained features did not fit these images. The architecture and cost "
+        "sections describe the subnet it replaced.\n"
+    ]

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,14 +25,25 @@ from atnas.collective import Collective
 from atnas.cost import arch_cost
 from atnas.data import ImageConfig, ImageSet, TaskData, load_images
 from atnas.errors import ConfigError, ConstraintError, DatasetError
+from atnas.export import PixelCentroids
 from atnas.fitness import EvaluatorFactory, support_splits
-from atnas.floors import feature_prototype_acc, floors_report, pixel_centroid_acc, split_floors
+from atnas.floors import (
+    check_pixel_floor,
+    class_means,
+    feature_prototype_acc,
+    floors_report,
+    pixel_centroid_acc,
+    pixel_logit_scale,
+    split_floors,
+)
 from atnas.latency import LatencyMeter
 from atnas.limits import CostLimits, check_feasible, within
 from atnas.metatrain import MetaState, MetaTrainConfig, MetaTrainer, Progress
 from atnas.presets import PRESETS, get_preset
 from atnas.search import Generation, SearchConfig, SearchResult, query_accuracy, search
 from atnas.tasks import TaskSampler, to_float
+
+log = logging.getLogger(__name__)
 
 
 def default_device() -> torch.device:
@@ -167,6 +179,7 @@ class TaskOutcome:
     classes: list[str]
     query_acc: float | None
     metrics: dict[str, Any]
+    pixels: PixelCentroids | None = None  # set when the pixel centroid replaced the subnet
 
 
 def task_tensors(task: TaskData) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -251,6 +264,19 @@ def search_task(
                 f"net measured took {fastest:.3f} ms at batch 1 on {device}"
             ) from None
         raise
+    floor_check, pixels = None, None
+    if cfg.pixel_fallback:
+        inner = cfg.final_inner or cfg.inner
+        floor_check = check_pixel_floor(state.supernet, result.encode, x, y, n_way, inner)
+        if floor_check is not None and floor_check.use_pixels:
+            pixels = PixelCentroids(class_means(x, y, n_way).cpu(), pixel_logit_scale(x, y, n_way))
+            log.info(
+                "pixel centroid %.3f beat the adapted subnet %.3f on %d held-out support "
+                "images: shipping the pixel centroid",
+                floor_check.pixel_acc,
+                floor_check.model_acc,
+                floor_check.held_out,
+            )
     total = time.perf_counter() - t0
     splits = support_splits(x, y, n_way, cfg.folds, cfg.views, cfg.seed)
     support_floors = split_floors(state.supernet, result.encode, splits, n_way)
@@ -261,13 +287,16 @@ def search_task(
         for label, rows in enumerate(task.query.class_index):
             qy[torch.from_numpy(rows)] = label
         qy = qy.to(device)
-        query_acc = query_accuracy(result, qx, qy)
+        subnet_acc = query_accuracy(result, qx, qy)
+        pixel_acc = pixel_centroid_acc(x, y, qx, qy, n_way)
+        query_acc = pixel_acc if pixels is not None else subnet_acc
         query_floors = {
-            "pixel_centroid": pixel_centroid_acc(x, y, qx, qy, n_way),
+            "pixel_centroid": pixel_acc,
             "feature_prototype": feature_prototype_acc(
                 state.supernet, result.encode, x, y, qx, qy, n_way
             ),
             "model": query_acc,
+            "subnet": subnet_acc,
         }
     cost = arch_cost(state.space, result.encode, image_size, n_way)
     metrics = {
@@ -281,9 +310,13 @@ def search_task(
         "search_config": cfg.to_json(),
         "cost": {"macs": cost.flops, "params": cost.params, "latency_ms": meter(result.encode)},
         "limits": limits.to_json(),
-        "floors": floors_report(support_floors, result.fitness.acc, query_floors),
+        "floors": {
+            **floors_report(support_floors, result.fitness.acc, query_floors),
+            "check": None if floor_check is None else floor_check.to_json(),
+        },
+        "model": "subnet" if pixels is None else "pixel_centroid",
     }
-    return TaskOutcome(result, task.support.names, query_acc, metrics)
+    return TaskOutcome(result, task.support.names, query_acc, metrics, pixels)
 
 
 def task_image_config(state: MetaState) -> ImageConfig:
@@ -311,4 +344,5 @@ def export_outcome(
         outcome.metrics,
         front=[p.to_json() for p in outcome.result.front],
         provenance=provenance,
+        pixels=outcome.pixels,
     )

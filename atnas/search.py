@@ -69,6 +69,9 @@ class SearchConfig:
     crossover_prob: float = 0.5
     screen: int = 2  # children per generation = screen x population, ranked by the proxy
     shrink: bool = True  # shrink observed fitness towards the meta-population prior
+    # with >= 2 shots, ship the pixel centroid when it beats the adapted subnet on held-out
+    # support images (atnas.floors.check_pixel_floor)
+    pixel_fallback: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:

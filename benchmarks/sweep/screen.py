@@ -74,7 +74,7 @@ from domains import DOMAINS, SHIFTS, digits_images, shifted
 from atnas import pipeline
 from atnas.cost import arch_cost
 from atnas.data import ImageSet
-from atnas.floors import feature_prototype_acc, pixel_centroid_acc
+from atnas.floors import check_pixel_floor, feature_prototype_acc, pixel_centroid_acc
 from atnas.learner import InnerConfig
 from atnas.metastate import MetaState
 from atnas.presets import PRESETS
@@ -160,8 +160,8 @@ def evaluate(args: argparse.Namespace) -> None:
     report["alphabets"] = PROBE if args.probe else META_VAL
     report["domain"] = args.domain
     report["variants"] = {k: dataclasses.asdict(v) for k, v in extra.items()}
-    ways = [(5, args.tasks)]
-    if args.domain != "digits":  # 10 classes: no 20-way tasks
+    ways = [(5, args.tasks)] if 5 in args.ways else []
+    if 20 in args.ways and args.domain != "digits":  # 10 classes: no 20-way tasks
         ways.append((20, args.tasks // 3))
     val: ImageSet | None = None
     for way, n_tasks in ways:
@@ -194,7 +194,19 @@ def evaluate(args: argparse.Namespace) -> None:
                     )
                 for n, st in states.items():
                     best = st.best_encode()
-                    accs.setdefault(n, []).append(adapted_acc(st, best, task, inner))
+                    acc = adapted_acc(st, best, task, inner)
+                    accs.setdefault(n, []).append(acc)
+                    if args.fallback:  # what a search job ships: the subnet or the pixels
+                        check = check_pixel_floor(
+                            st.supernet, best, task.support_x, task.support_y, way, inner
+                        )
+                        if check is not None and check.use_pixels:
+                            acc = pixel_centroid_acc(
+                                task.support_x, task.support_y, task.query_x, task.query_y, way
+                            )
+                        accs.setdefault(f"{n}+fb", []).append(acc)
+                        used = check is not None and check.use_pixels
+                        accs.setdefault(f"{n}+fb_used", []).append(float(used))
                     for label, var in extra.items():
                         accs.setdefault(f"{n}@{label}", []).append(adapted_acc(st, best, task, var))
                     if args.floors:
@@ -381,7 +393,16 @@ def main() -> None:
         "(NAME/proto)",
     )
     e.add_argument("--no-c4", action="store_true", help="skip the Conv-4 path of supernets")
+    e.add_argument(
+        "--fallback",
+        action="store_true",
+        help="also score what a search job ships (NAME+fb): the pixel centroid where it beat "
+        "the subnet on held-out support images (>= 2 shots), and how often (NAME+fb_used)",
+    )
     e.add_argument("--shot", type=int, default=1, help="support images per class")
+    e.add_argument(
+        "--ways", type=int, nargs="+", choices=[5, 20], default=[5, 20], help="task sizes"
+    )
     e.add_argument("--scratch", type=int, default=0, help="5w5s tasks of the scratch search")
     e.add_argument("--scratch-steps", type=int, default=100, help="SGD steps per candidate")
     p = sub.add_parser("pool", help="pair arms across eval reports (e.g. seeds run apart)")

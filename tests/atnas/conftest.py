@@ -97,6 +97,7 @@ TINY_SEARCH = SearchConfig(
     inner=TINY_INNER,
     final_inner=InnerConfig(steps=3, lr=0.2),
     folds=2,
+    pixel_fallback=False,  # these tests look at the subnet (the fallback: test_fallback.py)
     views=2,
 )
 
