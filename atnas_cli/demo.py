@@ -248,6 +248,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             client.download(sj.id, a.name, args.out / a.name)
         print()
         print(f"architecture:      {r.get('architecture')}")
+        if r.get("model") == "pixel_centroid":
+            print("model:             nearest centroid on pixels (it beat the subnet on held-out")
+            print("                   support images; see floors in metrics.json)")
         print(f"support accuracy:  {r.get('support_acc'):.3f}")
         print(
             f"query accuracy:    {r.get('query_acc'):.3f}  (75 query images the search never saw)"

@@ -332,7 +332,14 @@ def _floors_line(floors: dict[str, Any]) -> str:
         f"support floors: pixel centroid {s['pixel_centroid']:.3f}, feature prototype "
         f"{s['feature_prototype']:.3f}; model {s['model']:.3f}"
     )
-    return line if floors["model_beats_floors"] else line + " (does NOT beat the floors)"
+    line = line if floors["model_beats_floors"] else line + " (does NOT beat the floors)"
+    check = floors.get("check")
+    if check and check["use_pixels"]:
+        line += (
+            f"\nmodel files hold the PIXEL CENTROID: it scored {check['pixel_acc']:.3f} on "
+            f"held-out support images, the adapted subnet {check['model_acc']:.3f}"
+        )
+    return line
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

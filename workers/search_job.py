@@ -133,6 +133,8 @@ def _summary(outcome: pipeline.TaskOutcome, artifacts: list[str]) -> dict[str, A
         "params": cost["params"],
         "latency_ms": cost["latency_ms"],
         "floors": outcome.metrics["floors"],
+        # "subnet", or "pixel_centroid" when that beat the subnet on held-out support images
+        "model": outcome.metrics["model"],
         "front": outcome.metrics["front"],
         "classes": outcome.classes,
         "artifacts": artifacts,
