@@ -128,6 +128,8 @@ def test_a_bounded_search_returns_a_net_and_a_front_within_the_bound(
     assert result["params"] > 0 and result["latency_ms"] > 0
     assert {"pixel_centroid", "feature_prototype", "model"} <= set(result["floors"]["support"])
     assert isinstance(result["floors"]["model_beats_floors"], bool)
+    pixels_won = (result["floors"]["check"] or {}).get("use_pixels", False)
+    assert result["model"] == ("pixel_centroid" if pixels_won else "subnet")
     assert "front.json" in result["artifacts"]
     assert {"model.ts", "model.onnx", "README.md"} <= set(result["artifacts"])
     card = ctx.artifacts.path(job.id, "README.md").read_text()
