@@ -19,13 +19,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from atnas.fitness import Split, adapt_encode, support_splits
 from atnas.learner import InnerConfig, score
 from atnas.space import Encode
-from atnas.supernet import Supernet, features
+from atnas.supernet import Supernet, class_means, features
 
 #: Folds of the pixel-floor check (each holds out one support image per class).
 FLOOR_FOLDS = 3
@@ -33,9 +32,7 @@ FLOOR_FOLDS = 3
 
 def centroid_scores(x: Tensor, y: Tensor, hx: Tensor, n_way: int) -> Tensor:
     """Negative squared distances of ``hx`` rows to the class means of (x, y). (B, D) -> (H, N)."""
-    onehot = F.one_hot(y, n_way).to(x.dtype)  # (B, N)
-    means = (onehot.t() @ x) / onehot.sum(0).clamp_min(1.0).unsqueeze(1)  # (N, D)
-    return -(torch.cdist(hx, means) ** 2)
+    return -(torch.cdist(hx, class_means(x, y, n_way)) ** 2)
 
 
 def _acc(scores: Tensor, hy: Tensor) -> float:
@@ -85,13 +82,6 @@ def floors_report(
             ref["model"] >= max(ref["pixel_centroid"], ref["feature_prototype"])
         ),
     }
-
-
-def class_means(x: Tensor, y: Tensor, n_way: int) -> Tensor:
-    """Per-class means of the flattened images: (B, C, H, W) -> (N, C*H*W)."""
-    flat = x.flatten(1)
-    onehot = F.one_hot(y, n_way).to(flat.dtype)
-    return (onehot.t() @ flat) / onehot.sum(0).clamp_min(1.0).unsqueeze(1)
 
 
 def pixel_logit_scale(x: Tensor, y: Tensor, n_way: int) -> float:

@@ -29,7 +29,6 @@ from atnas.export import PixelCentroids
 from atnas.fitness import EvaluatorFactory, support_splits
 from atnas.floors import (
     check_pixel_floor,
-    class_means,
     feature_prototype_acc,
     floors_report,
     pixel_centroid_acc,
@@ -41,6 +40,7 @@ from atnas.limits import CostLimits, check_feasible, within
 from atnas.metatrain import MetaState, MetaTrainConfig, MetaTrainer, Progress
 from atnas.presets import PRESETS, get_preset
 from atnas.search import Generation, SearchConfig, SearchResult, query_accuracy, search
+from atnas.supernet import class_means
 from atnas.tasks import TaskSampler, to_float
 
 log = logging.getLogger(__name__)

@@ -117,10 +117,16 @@ def proto_head(feats: Tensor, y: Tensor, n_way: int) -> dict[str, Tensor]:
     same for every class, so ``w_c = 2 p_c`` and ``b_c = -|p_c|^2`` rank classes as the
     distances do (Proto-MAML, Triantafillou et al. 2020). Detached from ``feats``.
     """
-    f = feats.detach()
-    onehot = F.one_hot(y, n_way).to(f.dtype)  # (B, N)
-    protos = (onehot.t() @ f) / onehot.sum(0).clamp_min(1.0).unsqueeze(1)  # (N, C)
+    protos = class_means(feats.detach(), y, n_way)  # (N, C)
     return {"head.w": 2 * protos, "head.b": -(protos**2).sum(1)}
+
+
+def class_means(x: Tensor, y: Tensor, n_way: int) -> Tensor:
+    """Per-class means of the rows of ``x`` flattened: (B, ...) -> (N, D); a class without
+    rows gets zeros."""
+    flat = x.flatten(1)
+    onehot = F.one_hot(y, n_way).to(flat.dtype)  # (B, N)
+    return (onehot.t() @ flat) / onehot.sum(0).clamp_min(1.0).unsqueeze(1)
 
 
 def init_head(

@@ -74,6 +74,7 @@ from domains import DOMAINS, SHIFTS, digits_images, shifted
 from atnas import pipeline
 from atnas.cost import arch_cost
 from atnas.data import ImageSet
+from atnas.errors import AtnasError
 from atnas.floors import check_pixel_floor, feature_prototype_acc, pixel_centroid_acc
 from atnas.learner import InnerConfig
 from atnas.metastate import MetaState
@@ -426,14 +427,11 @@ def main() -> None:
     d.add_argument("a")
     d.add_argument("b")
     args = ap.parse_args()
-    if args.cmd == "diff":
-        diff(args)
-    elif args.cmd == "train":
-        train(args)
-    elif args.cmd == "pool":
-        pool(args)
-    else:
-        evaluate(args)
+    commands = {"diff": diff, "train": train, "pool": pool, "eval": evaluate}
+    try:
+        commands[args.cmd](args)
+    except (AtnasError, OSError, json.JSONDecodeError, KeyError) as e:  # one line, no trace
+        raise SystemExit(f"screen: error: {type(e).__name__}: {e}") from None
 
 
 if __name__ == "__main__":
