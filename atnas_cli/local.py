@@ -199,6 +199,11 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
         help="wall-clock budget, checked between generations",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument(
+        "--no-pixel-fallback",
+        action="store_true",
+        help="always ship the adapted net, even where nearest centroid on pixels scores higher",
+    )
 
 
 def _search_config(
@@ -206,6 +211,8 @@ def _search_config(
 ) -> SearchConfig:
     cfg = pipeline.search_defaults(state, limits)  # the supernet's preset's settings
     changes: dict[str, Any] = {"seed": args.seed}
+    if getattr(args, "no_pixel_fallback", False):
+        changes["pixel_fallback"] = False
     if args.population is not None:
         changes["population"] = args.population
     if args.generations is not None:

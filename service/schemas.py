@@ -159,6 +159,11 @@ class SearchSpec(BaseModel):
     constraints: SearchConstraints | None = Field(
         default=None, description="cost bounds of the returned net (impossible ones are a 422)"
     )
+    pixel_fallback: bool = Field(
+        default=True,
+        description="with >= 2 shots, ship nearest centroid on pixels when it beats the adapted"
+        " net on held-out support images (false: always ship the net)",
+    )
 
 
 JobSpec = MetaTrainSpec | SearchSpec

@@ -35,8 +35,11 @@ class Script:
     """How a scripted job runs: ``steps`` progress reports ``step_s`` apart, then it succeeds
     (or fails with ``fail``). ``gate`` holds each job before its first step until set."""
 
-    def __init__(self, steps: int = 4, step_s: float = 0.3, fail: str | None = None) -> None:
+    def __init__(
+        self, steps: int = 4, step_s: float = 0.3, fail: str | None = None, pixels: bool = False
+    ) -> None:
         self.steps, self.step_s, self.fail = steps, step_s, fail
+        self.pixels = pixels  # a search ships the pixel centroid, as its result says
         self.gate = threading.Event()
         self.gate.set()
 
@@ -67,7 +70,15 @@ class Script:
         if self.fail is not None:
             raise ValueError(self.fail)  # the dispatcher records an internal error
         names = [a.name for a in self._artifacts(ctx, job, curve, gens)]
-        return {"best_fitness": curve[-1]["acc"] if curve else gens[-1]["best"], "artifacts": names}
+        result = {
+            "best_fitness": curve[-1]["acc"] if curve else gens[-1]["best"],
+            "artifacts": names,
+        }
+        if job.kind is JobKind.search:
+            check = {"model_acc": 0.6, "pixel_acc": 0.8, "folds": 3, "held_out": 15}
+            result["model"] = "pixel_centroid" if self.pixels else "subnet"
+            result["floors"] = {"check": {**check, "use_pixels": True} if self.pixels else None}
+        return result
 
     @staticmethod
     def _artifacts(

@@ -1,7 +1,8 @@
 """A quick design screen on the meta-validation alphabets: train arms, then score them paired.
 
 ``train`` meta-trains one arm for SECONDS (one torch thread; run two at a time on 2 cores) with
-MetaTrainConfig overrides as JSON (plus ``"conv4": W`` for a fixed Conv-4 of width W and
+MetaTrainConfig overrides as JSON (plus ``"conv4": W`` for a fixed Conv-4 of width W,
+``"fixed": [W1, W2, ...]`` for a fixed chain of conv3x3 layers of those widths, and
 ``"widths": [...]`` for a slimmable space of those widths) and saves it to ``--dir``. ``eval``
 adapts every named arm's best encode (and the Conv-4 path of each supernet, as ``NAME/c4``)
 on the same 5w1s and 20w1s tasks and prints each arm's paired difference to the first.
@@ -80,7 +81,7 @@ from atnas.learner import InnerConfig
 from atnas.metastate import MetaState
 from atnas.presets import PRESETS
 from atnas.search import SearchConfig
-from atnas.space import SearchSpace
+from atnas.space import DEFAULT_WIDTHS, Encode, LayerChoice, SearchSpace
 from atnas.tasks import TaskSampler
 
 #: Alphabets never used to tune anything: every fifth of the 25 meta-train alphabets in sorted
@@ -102,6 +103,10 @@ def train(args: argparse.Namespace) -> None:
     if "conv4" in over:
         over["fixed_encode"] = conv4(over.pop("conv4"))
     preset = "default"
+    if "fixed" in over:  # a fixed chain of conv3x3 layers of these widths
+        widths = [int(w) for w in over.pop("fixed")]
+        over["fixed_encode"] = Encode(tuple(LayerChoice("conv3x3", w) for w in widths))
+        over.setdefault("widths", sorted(set(widths) | set(DEFAULT_WIDTHS)))
     if "widths" in over:
         space = SearchSpace(ops=("conv3x3",), widths=tuple(over.pop("widths")))
         PRESETS["screen"] = dataclasses.replace(PRESETS["default"], space=space)

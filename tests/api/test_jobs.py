@@ -132,6 +132,7 @@ def _s(**kw: Any) -> dict[str, Any]:
         (_s(constraints={"max_latency_ms": 0}), "spec.constraints.max_latency_ms"),
         (_s(constraints={"max_flops": 1}), "spec.constraints.max_flops: Extra inputs"),
         (_s(constraints=[1]), "spec.constraints"),
+        (_s(pixel_fallback="maybe"), "spec.pixel_fallback"),
     ],
 )
 def test_invalid_bodies_are_422_with_a_reason(

@@ -54,6 +54,17 @@ def test_search_within_a_mac_bound(
     assert " MACs, " in capsys.readouterr().out  # the human summary names the cost
 
 
+def test_the_pixel_fallback_can_be_turned_off(
+    files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*_search(files, tmp_path / "on"), "--json"]) == 0
+    on = json.loads(capsys.readouterr().out)
+    assert on["floors"]["check"] is not None  # 3 shots: the check ran
+    assert main([*_search(files, tmp_path / "off", "--no-pixel-fallback"), "--json"]) == 0
+    off = json.loads(capsys.readouterr().out)
+    assert off["floors"]["check"] is None and off["model"] == "subnet"
+
+
 def test_a_bound_no_net_meets_is_one_line(
     files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -114,7 +114,24 @@ def test_a_search_jobs_page_draws_fitness_front_and_architecture(
     expect(layers.nth(1)).to_contain_text("MACs 583k")
     expect(page.locator("#arch")).to_contain_text("3.46k parameters")
     expect(page.locator("a.artifact")).to_have_count(3)
+    expect(page.locator("#arch .shipped")).to_have_count(0)  # the drawn net shipped
     page.screenshot(path=str(tmp_path / "search_job.png"), full_page=True)
+
+
+def test_a_search_that_shipped_the_pixels_says_so_above_the_drawing(
+    server: LiveServer, settings: Settings, redis_client: redis.Redis, page: Page
+) -> None:
+    job, _ = server.services.jobs.create(JobKind.search, SearchSpec(supernet="s", dataset="d"))
+    with scripted_dispatcher(settings, redis_client, Script(steps=2, step_s=0.05, pixels=True)):
+        deadline = time.monotonic() + 20
+        while not server.services.jobs.get(job.id).status.terminal:
+            assert time.monotonic() < deadline, "the scripted search did not finish"
+            time.sleep(0.05)
+    page.goto(f"{server.url}/#/jobs/{job.id}")
+    note = page.locator("#arch .shipped")
+    expect(note).to_contain_text("nearest-centroid classifier on raw pixels")
+    expect(note).to_contain_text("pixels 0.800, adapted net 0.600")
+    expect(page.locator("#arch g.layer")).to_have_count(2)  # the replaced net, still drawn
 
 
 def test_datasets_page_shows_class_counts_and_thumbnails(

@@ -67,3 +67,10 @@ def test_search_config_keeps_defaults_and_applies_budget() -> None:
     assert cfg.population == base.population and cfg.generations == base.generations
     small = search_config(SearchSpec(supernet="s", dataset="d", population=2, generations=1))
     assert small.population == 2 and small.seed_top == 2 and small.generations == 1
+    assert cfg.pixel_fallback is base.pixel_fallback is True
+
+
+def test_a_search_spec_can_turn_the_pixel_fallback_off() -> None:
+    spec = SearchSpec(supernet="s", dataset="d", pixel_fallback=False)
+    assert search_config(spec).pixel_fallback is False
+    assert SearchSpec.model_validate({"supernet": "s", "dataset": "d"}).pixel_fallback is True

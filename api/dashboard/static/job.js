@@ -79,7 +79,18 @@ async function finalPlots(job, names) {
   }
   const arch = await artifactJson(job.id, names, "arch.json");
   const classes = job.result && job.result.classes ? job.result.classes.length : null;
-  return { plots: out, arch: arch ? archDrawing(arch, classes) : "" };
+  return { plots: out, arch: arch ? shippedNote(job.result) + archDrawing(arch, classes) : "" };
+}
+
+/** When the pixel fallback shipped, says so above the drawing of the net it replaced. */
+function shippedNote(result) {
+  if (!result || result.model !== "pixel_centroid") return "";
+  const check = (result.floors && result.floors.check) || {};
+  const scores = check.pixel_acc !== undefined
+    ? ` (held-out support images: pixels ${fmt(check.pixel_acc)}, adapted net ${fmt(check.model_acc)})`
+    : "";
+  return `<p class="shipped">The model files hold the <b>nearest-centroid classifier on raw pixels</b>:
+    it scored higher than the adapted net${scores}. Below, the net it replaced.</p>`;
 }
 
 function artifactsHtml(job, infos) {
