@@ -45,6 +45,7 @@ class MetaTrainConfig:
     final_tasks: int = 0  # fitness tasks of a last selection round before the focus (0: none)
     final_pick: str = "fittest"  # how that round picks the focus: "fittest" or "frugal"
     final_widen: float = 0.0  # extra training cost the pick may take to widen its cheap layers
+    explore_width: int | None = None  # widest width the evolution explores (None: the space's)
     fixed_encode: Encode | None = None
     budget_seconds: float | None = 600.0
     iterations: int | None = None
@@ -69,6 +70,8 @@ class MetaTrainConfig:
             raise ConfigError("final_tasks must be >= 0")
         if not 0.0 <= self.final_widen <= 1.0:
             raise ConfigError("final_widen must be in [0, 1]")
+        if self.explore_width is not None and self.explore_width < 1:
+            raise ConfigError("explore_width must be a positive width")
         if self.final_pick not in FINAL_PICKS:
             raise ConfigError(f"final_pick must be one of {FINAL_PICKS}, got {self.final_pick!r}")
 

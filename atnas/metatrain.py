@@ -147,6 +147,7 @@ class MetaTrainer:
             raise ConfigError("evolution needs a fitness task sampler (held-out classes)")
         if config.fixed_encode is not None:
             space.validate(config.fixed_encode)
+        self.explored = space.up_to(config.explore_width)  # what the evolution samples
         self.device = device or torch.device("cpu")
         self.collective = collective or Single()
         self.train, self.fitness = train, fitness
@@ -156,7 +157,9 @@ class MetaTrainer:
         if config.fixed_encode is not None:
             population = [Member(config.fixed_encode)]
         else:
-            population = [Member(e) for e in initial_population(space, config.population, self.rng)]
+            population = [
+                Member(e) for e in initial_population(self.explored, config.population, self.rng)
+            ]
         self.state = MetaState(space, config, net, population)
         self.optimizer = torch.optim.Adam(net.parameters(), lr=config.meta_lr)
 
@@ -235,9 +238,9 @@ class MetaTrainer:
         if cfg.fixed_encode is None and cfg.sandwich and slot < 2 and cfg.meta_batch >= 3:
             # The sandwich rule: the widest and a narrowest path train in every meta-batch,
             # so that the whole width range (Conv-4 included) stays usable.
-            return widest(st.space) if slot == 0 else narrowest(st.space, rng)
+            return widest(self.explored) if slot == 0 else narrowest(self.explored, rng)
         if cfg.fixed_encode is None and rng.random() < cfg.explore:
-            return random_encode(st.space, rng)
+            return random_encode(self.explored, rng)
         return st.population[int(rng.integers(len(st.population)))].encode
 
     def _cost(self, encode: Encode) -> float:
@@ -306,7 +309,7 @@ class MetaTrainer:
         assert self.fitness is not None
         parents = {m.encode: m for m in st.population}
         known = [m.fitness if m.fitness is not None else 0.0 for m in st.population]
-        bred = breed_with_parents(st.space, list(parents), known, cfg.offspring, self.rng)
+        bred = breed_with_parents(self.explored, list(parents), known, cfg.offspring, self.rng)
         tasks = [self.fitness.sample(self.rng) for _ in range(cfg.ea_tasks)]
         scores = self._accuracies(
             [m.encode for m in st.population] + [child for child, _ in bred], tasks
@@ -345,7 +348,7 @@ class MetaTrainer:
         cfg, st = self.config, self.state
         assert self.fitness is not None
         frugal = cfg.final_pick == "frugal" and kind == "final"
-        extra = uniform_paths(st.space) if frugal else [widest(st.space)]
+        extra = uniform_paths(self.explored) if frugal else [widest(self.explored)]
         members = list(st.population)
         known = {m.encode for m in members}
         members += [Member(e) for e in extra if e not in known]

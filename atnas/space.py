@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from atnas.errors import EncodeError
@@ -117,6 +117,19 @@ class SearchSpace:
         if self.ops == ("identity",):
             raise EncodeError("a space of identity alone has no valid encode")
         object.__setattr__(self, "_op_set", frozenset(self.ops))
+
+    def up_to(self, width: int | None) -> SearchSpace:
+        """This space without the widths above ``width`` (itself when ``width`` is None).
+
+        >>> SearchSpace(ops=("conv3x3",), widths=(16, 64, 128)).up_to(64).widths
+        (16, 64)
+        """
+        if width is None:
+            return self
+        kept = tuple(w for w in self.widths if w <= width)
+        if not kept:
+            raise EncodeError(f"no width of {list(self.widths)} is <= {width}")
+        return replace(self, widths=kept)
 
     @property
     def max_width(self) -> int:

@@ -416,3 +416,30 @@ def test_a_widening_final_round_focuses_on_the_widened_pick() -> None:
     assert len(state.population) == cfg.population
     with pytest.raises(ConfigError, match="final_widen"):
         dataclasses.replace(CFG, final_widen=-0.1)
+
+
+def test_the_evolution_stays_within_explore_width_and_the_widening_goes_beyond() -> None:
+    space = SearchSpace(num_layers=3, widths=(4, 8, 16))
+    cfg = dataclasses.replace(
+        CFG, meta_batch=3, iterations=6, focus=0.5, final_tasks=2, final_widen=1.0, explore_width=8
+    )
+    trainer = MetaTrainer(space, cfg, *_samplers())
+    trainer._cost = lambda e: 1.0  # type: ignore[method-assign]  # every width is free
+    trained: list[Encode] = []
+    pick = trainer._pick_encode
+
+    def recording(slot: int, rng: np.random.Generator) -> Encode:
+        encode = pick(slot, rng)
+        if trainer.state.focus is None:
+            trained.append(encode)
+        return encode
+
+    trainer._pick_encode = recording  # type: ignore[method-assign]
+    state = trainer.run()
+    assert trained and max(c.width for e in trained for c in e.layers) == 8  # the sandwich's
+    assert state.focus is not None and space.is_valid(state.focus)
+    assert any(c.width == 16 for c in state.focus.layers)  # reached by the final widening only
+    with pytest.raises(EncodeError, match="no width"):
+        MetaTrainer(space, dataclasses.replace(CFG, explore_width=2), *_samplers())
+    with pytest.raises(ConfigError, match="explore_width"):
+        dataclasses.replace(CFG, explore_width=0)
