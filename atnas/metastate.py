@@ -19,6 +19,9 @@ CHECKPOINT_KIND = "meta_state"
 #: How the final round picks the focus: the fittest encode, or the cheapest one to train
 #: whose paired accuracy is within one standard error of the fittest's.
 FINAL_PICKS = ("fittest", "frugal")
+#: How a focus encode's channels past ``explore_width`` start: their random initialisation, or
+#: copies of the trained ones (:func:`atnas.net2wider.warm_widened`).
+WIDEN_INITS = ("random", "copy")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class MetaTrainConfig:
     final_pick: str = "fittest"  # how that round picks the focus: "fittest" or "frugal"
     final_widen: float = 0.0  # extra training cost the pick may take to widen its cheap layers
     explore_width: int | None = None  # widest width the evolution explores (None: the space's)
+    widen_init: str = "random"  # channels widened past explore_width: "random" or "copy"
     fixed_encode: Encode | None = None
     budget_seconds: float | None = 600.0
     iterations: int | None = None
@@ -72,6 +76,8 @@ class MetaTrainConfig:
             raise ConfigError("final_widen must be in [0, 1]")
         if self.explore_width is not None and self.explore_width < 1:
             raise ConfigError("explore_width must be a positive width")
+        if self.widen_init not in WIDEN_INITS:
+            raise ConfigError(f"widen_init must be one of {WIDEN_INITS}, got {self.widen_init!r}")
         if self.final_pick not in FINAL_PICKS:
             raise ConfigError(f"final_pick must be one of {FINAL_PICKS}, got {self.final_pick!r}")
 

@@ -49,6 +49,7 @@ from atnas.evolution import breed_with_parents, random_encode
 from atnas.learner import InnerConfig, adapt, score, start_weights
 from atnas.meta import accumulate_meta_grad
 from atnas.metastate import CHECKPOINT_KIND, Member, MetaState, MetaTrainConfig, Progress
+from atnas.net2wider import warm_widened
 from atnas.population import (
     initial_population,
     narrowest,
@@ -380,6 +381,11 @@ class MetaTrainer:
         st = self.state
         st.focus = self.final_round() if self.config.final_tasks > 0 else st.ranked()[0].encode
         log.info("focus from iteration %d on %s", st.iteration, st.focus.key())
+        if self.config.widen_init == "copy":
+            trained = self.explored.max_width
+            layers = warm_widened(st.supernet, st.focus, trained, seed=self.config.seed)
+            if layers:
+                log.info("layers %s widened past %d from trained channels", layers, trained)
 
     def _log_round(self, kind: str) -> None:
         st = self.state

@@ -69,6 +69,12 @@ class Supernet(nn.Module):
                 self.weights_[_pkey(i, op_name, "gn_w")] = nn.Parameter(torch.ones(cmax))
                 self.weights_[_pkey(i, op_name, "gn_b")] = nn.Parameter(torch.zeros(cmax))
 
+    def full(self, layer: int, op: str, name: str) -> Tensor:
+        """The full-width tensor of parameter ``name`` (or ``gn_w``/``gn_b``) of ``op`` at
+        ``layer``."""
+        param: Tensor = self.weights_[_pkey(layer, op, name)]
+        return param
+
     def weights(self, encode: Encode) -> dict[str, Tensor]:
         """Views of the supernet tensors that make up ``encode``'s body (gradients flow back).
 
