@@ -83,7 +83,7 @@ class MetaTrainSpec(BaseModel):
         "its cheap late layers to the widest width (0: off; default: the preset's)",
     )
     algorithm: Literal["fomaml", "maml", "reptile"] = "fomaml"
-    preset: Literal["tiny", "default", "wide", "paper"] = "default"
+    preset: Literal["tiny", "default", "late128", "wide", "paper"] = "default"
     budget_seconds: float = Field(default=600, ge=1, le=604800)
     iterations: int | None = Field(default=None, ge=1, le=MAX_ITERATIONS)
     seed: int = Field(default=0, ge=0, le=MAX_SEED)

@@ -15,18 +15,26 @@ from atnas.search import SearchConfig
 from tests.atnas.conftest import synthetic_images, synthetic_task
 
 
-@pytest.mark.parametrize("name", ["tiny", "default", "wide", "paper"])
+@pytest.mark.parametrize("name", ["tiny", "default", "late128", "wide", "paper"])
 def test_preset_exists_and_is_consistent(name: str) -> None:
     p = get_preset(name)
     assert p.name == name and PRESETS[name] is p
     assert 3 <= p.space.num_layers <= 6
     # the default searches widths of a slimmable Conv-4; the others ops and widths
-    assert len(p.space.ops) >= 6 or (name == "default" and p.space.ops == ("conv3x3",))
+    slimmable = name in {"default", "late128"} and p.space.ops == ("conv3x3",)
+    assert len(p.space.ops) >= 6 or slimmable
     assert len(p.space.widths) >= 2
     assert p.space.conv4() in {p.space.conv4()}  # Conv-4 is a point of every preset's space
     assert p.search.seed_top <= p.search.population
     assert 0.0 < p.fitness_fraction < 1.0
     assert p.meta.fixed_encode is None
+
+
+def test_late128_explores_the_default_space_and_widens_past_it_from_copies() -> None:
+    late, default = get_preset("late128"), get_preset("default")
+    assert late.space.up_to(late.meta.explore_width) == default.space
+    assert late.space.max_width == 128 and late.meta.widen_init == "copy"
+    assert late.meta.final_widen > default.meta.final_widen
 
 
 def test_paper_preset_is_bigger_than_default() -> None:
