@@ -22,6 +22,10 @@ FINAL_PICKS = ("fittest", "frugal")
 #: How a focus encode's channels past ``explore_width`` start: their random initialisation, or
 #: copies of the trained ones (:func:`atnas.net2wider.warm_widened`).
 WIDEN_INITS = ("random", "copy")
+#: What ``final_widen`` is a share of: the pick's own training cost, or that of the widest
+#: uniform path explored (Conv-4 at ``explore_width``), the first layer then narrowing (to
+#: half its width at most) to pay for wider late layers.
+WIDEN_LIMITS = ("pick", "conv4")
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class MetaTrainConfig:
     final_widen: float = 0.0  # extra training cost the pick may take to widen its cheap layers
     explore_width: int | None = None  # widest width the evolution explores (None: the space's)
     widen_init: str = "random"  # channels widened past explore_width: "random" or "copy"
+    widen_limit: str = "pick"  # final_widen's base cost: the pick's, or "conv4" (see WIDEN_LIMITS)
     fixed_encode: Encode | None = None
     budget_seconds: float | None = 600.0
     iterations: int | None = None
@@ -78,6 +83,10 @@ class MetaTrainConfig:
             raise ConfigError("explore_width must be a positive width")
         if self.widen_init not in WIDEN_INITS:
             raise ConfigError(f"widen_init must be one of {WIDEN_INITS}, got {self.widen_init!r}")
+        if self.widen_limit not in WIDEN_LIMITS:
+            raise ConfigError(
+                f"widen_limit must be one of {WIDEN_LIMITS}, got {self.widen_limit!r}"
+            )
         if self.final_pick not in FINAL_PICKS:
             raise ConfigError(f"final_pick must be one of {FINAL_PICKS}, got {self.final_pick!r}")
 

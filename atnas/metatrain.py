@@ -365,9 +365,17 @@ class MetaTrainer:
             chosen = st.focus  # it leads the ranking (and the history line) to the end
         if frugal:
             chosen = encodes[frugal_pick(scores, [self._cost(e) for e in encodes])]
-        if kind == "final" and cfg.final_widen > 0.0:
+        if kind == "final" and (cfg.final_widen > 0.0 or cfg.widen_limit == "conv4"):
             picked = next(m for m in updated if m.encode == chosen)
-            chosen = widen_cheap_layers(st.space, chosen, self._cost, cfg.final_widen)
+            at_conv4 = cfg.widen_limit == "conv4"
+            chosen = widen_cheap_layers(
+                st.space,
+                chosen,
+                self._cost,
+                cfg.final_widen,
+                base=self._cost(widest(self.explored)) if at_conv4 else None,
+                narrow_first=at_conv4,
+            )
             if chosen != picked.encode and all(m.encode != chosen for m in updated):
                 updated.append(Member(chosen, picked.fitness, picked.weight))  # its parent's
         updated.sort(key=lambda m: (m.encode != chosen, -(m.fitness or 0.0)))

@@ -29,10 +29,17 @@ def uniform_paths(space: SearchSpace) -> list[Encode]:
 
 
 def widen_cheap_layers(
-    space: SearchSpace, encode: Encode, cost: Callable[[Encode], float], extra: float
+    space: SearchSpace,
+    encode: Encode,
+    cost: Callable[[Encode], float],
+    extra: float,
+    *,
+    base: float | None = None,
+    narrow_first: bool = False,
 ) -> Encode:
     """``encode`` with its cheapest layers widened to the widest width, last layer first,
-    while the training cost stays within ``(1 + extra)`` times the original's.
+    while the training cost stays within ``(1 + extra)`` times ``base`` (the original's cost
+    unless given).
 
     A late layer runs on a small feature map (3x3 pixels in the default space), so its width
     costs almost nothing, yet the last one is the width of the features every task is
@@ -40,22 +47,37 @@ def widen_cheap_layers(
     capacity (it shows on wider tasks and after longer training): this takes it where it
     is nearly free. Layers whose widening would make the encode invalid are left alone.
 
+    With ``narrow_first`` a widening that would go over the limit may be paid for by the
+    first layer, which runs on the largest feature map and sets the input width of the
+    costliest convolution: it narrows to the widest width that fits, never below half its
+    width in ``encode``; if none fits, the layer is left alone.
+
     >>> space = SearchSpace(ops=("conv3x3",), widths=(16, 64))
     >>> enc = Encode.of(("conv3x3", 64), ("conv3x3", 16), ("conv3x3", 16), ("conv3x3", 16))
     >>> macs = lambda e: sum(a.width * b.width for a, b in zip(e.layers, e.layers[1:]))
     >>> widen_cheap_layers(space, enc, macs, 0.5).key()  # +50%: the last layer only
     'conv3x3:64|conv3x3:16|conv3x3:16|conv3x3:64'
     """
-    limit = (1.0 + extra) * cost(encode)
+    limit = (1.0 + extra) * (cost(encode) if base is None else base)
     layers = list(encode.layers)
+    first = encode.layers[0]
     for i in reversed(range(len(layers))):
         if layers[i].width == space.max_width:
             continue
         trial = layers.copy()
         trial[i] = LayerChoice(layers[i].op, space.max_width)
-        wider = Encode(tuple(trial))
-        if space.is_valid(wider) and cost(wider) <= limit:
-            layers = trial
+        options = [trial]
+        if narrow_first and i > 0:
+            narrower = [w for w in space.widths if first.width / 2 <= w < layers[0].width]
+            for w in sorted(narrower, reverse=True):
+                paid = trial.copy()
+                paid[0] = LayerChoice(layers[0].op, w)
+                options.append(paid)
+        for option in options:
+            wider = Encode(tuple(option))
+            if space.is_valid(wider) and cost(wider) <= limit:
+                layers = option
+                break
     return Encode(tuple(layers))
 
 

@@ -394,6 +394,59 @@ def test_widening_takes_the_late_layers_where_they_are_nearly_free() -> None:
     assert widen_cheap_layers(space, pick, train_cost, 1.0) == space.conv4()
 
 
+def test_widening_at_conv4s_cost_pays_with_the_first_layer() -> None:
+    space = SearchSpace(ops=("conv3x3",), widths=(16, 32, 48, 64, 128))  # late128's
+
+    def train_cost(e: Encode) -> float:
+        return arch_cost(space, e, 28, 5).flops + 2e6
+
+    def widths(*ws: int) -> Encode:
+        return Encode.of(*[("conv3x3", w) for w in ws])
+
+    base = train_cost(widths(64, 64, 64, 64))  # Conv-4 at the explored width
+
+    def fit(e: Encode) -> Encode:
+        return widen_cheap_layers(space, e, train_cost, 0.0, base=base, narrow_first=True)
+
+    # Conv-4/64 itself: the late layers go to 128, the first layer halves to pay for them
+    assert fit(widths(64, 64, 64, 64)) == widths(32, 64, 128, 128)
+    assert fit(widths(64, 48, 64, 64)) == widths(48, 48, 128, 128)  # 48 is the widest that fits
+    assert fit(widths(32, 32, 32, 32)) == widths(32, 32, 128, 128)  # cheap picks just widen
+    for pick in (widths(64, 64, 64, 64), widths(16, 32, 48, 64), widths(48, 64, 64, 48)):
+        assert train_cost(fit(pick)) <= base
+        assert fit(pick).layers[0].width >= pick.layers[0].width / 2  # never below half
+    # without the first layer's help the widening stops where the limit does
+    plain = widen_cheap_layers(space, widths(64, 64, 64, 64), train_cost, 0.0, base=base)
+    assert plain == widths(64, 64, 64, 64)
+    # the first layer cannot pay: a pick of width 16 there keeps its width
+    assert fit(widths(16, 64, 64, 64)).layers[0].width == 16
+
+
+def test_the_trainer_widens_within_conv4s_cost_when_asked() -> None:
+    space = SearchSpace(num_layers=3, ops=("conv3x3",), widths=(4, 8, 16))
+    cfg = dataclasses.replace(
+        CFG,
+        meta_batch=3,
+        iterations=6,
+        focus=0.5,
+        final_tasks=2,
+        explore_width=8,
+        widen_limit="conv4",
+    )
+    trainer = MetaTrainer(space, cfg, *_samplers())
+
+    def cost(e: Encode) -> float:  # early layers dear, late ones cheap, as on images
+        return 3.0 * e.layers[0].width + e.layers[1].width + e.layers[2].width / 8
+
+    trainer._cost = cost  # type: ignore[method-assign]
+    state = trainer.run()
+    assert state.focus is not None and space.is_valid(state.focus)
+    assert cost(state.focus) <= 3 * 8 + 8 + 1  # Conv-4 at the explored width 8
+    assert state.focus.layers[-1].width == 16  # the last layer is always paid for
+    with pytest.raises(ConfigError, match="widen_limit"):
+        dataclasses.replace(CFG, widen_limit="macs")
+
+
 def test_widening_keeps_the_encode_valid() -> None:
     free = lambda e: 0.0  # noqa: E731
     enc = Encode.of(("conv3x3", 4), ("identity", 4), ("conv3x3", 4))
