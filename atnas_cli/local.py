@@ -18,7 +18,7 @@ from atnas.export import write_json
 from atnas.learner import InnerConfig
 from atnas.limits import CostLimits, check_feasible
 from atnas.meta import MetaAlgorithm
-from atnas.metastate import FINAL_PICKS
+from atnas.metastate import FINAL_PICKS, WIDEN_LIMITS
 from atnas.metatrain import MetaState, Progress
 from atnas.presets import PRESETS, get_preset
 from atnas.search import Generation, SearchConfig
@@ -82,6 +82,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         default=None,
         help="extra training cost (0.1 = 10%%) the picked net may take to widen its cheap late "
         "layers to the widest width (0: off; default: the preset's)",
+    )
+    p.add_argument(
+        "--widen-limit",
+        choices=list(WIDEN_LIMITS),
+        default=None,
+        help="what --final-widen is a share of: the picked net's training cost, or Conv-4's at "
+        "the widest width explored, the first layer narrowing to pay (default: the preset's)",
     )
     p.add_argument(
         "--algorithm",
@@ -242,6 +249,8 @@ def cmd_meta_train(args: argparse.Namespace) -> int:
         overrides["final_pick"] = args.final_pick
     if args.final_widen is not None:
         overrides["final_widen"] = args.final_widen
+    if args.widen_limit is not None:
+        overrides["widen_limit"] = args.widen_limit
     if args.budget_seconds is not None or args.iterations is not None:
         overrides["budget_seconds"] = args.budget_seconds
         overrides["iterations"] = args.iterations

@@ -82,6 +82,12 @@ class MetaTrainSpec(BaseModel):
         description="extra training cost (a share: 0.1 = 10%) the picked net may take to widen "
         "its cheap late layers to the widest width (0: off; default: the preset's)",
     )
+    widen_limit: Literal["pick", "conv4"] | None = Field(
+        default=None,
+        description="what final_widen is a share of: the picked net's own training cost "
+        "('pick'), or Conv-4's at the widest width explored ('conv4'), the first layer then "
+        "narrowing (to half at most) to pay for wider late layers (default: the preset's)",
+    )
     algorithm: Literal["fomaml", "maml", "reptile"] = "fomaml"
     preset: Literal["tiny", "default", "late128", "wide", "paper"] = "default"
     budget_seconds: float = Field(default=600, ge=1, le=604800)

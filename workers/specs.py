@@ -48,6 +48,8 @@ def meta_train_overrides(spec: MetaTrainSpec) -> dict[str, Any]:
         overrides["final_pick"] = spec.final_pick
     if spec.final_widen is not None:
         overrides["final_widen"] = spec.final_widen
+    if spec.widen_limit is not None:
+        overrides["widen_limit"] = spec.widen_limit
     return overrides
 
 

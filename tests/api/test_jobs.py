@@ -117,6 +117,7 @@ def _s(**kw: Any) -> dict[str, Any]:
         (_m(final_pick=1), "spec.final_pick"),
         (_m(focus=1.0), "spec.focus"),
         (_m(final_widen=2), "spec.final_widen"),
+        (_m(widen_limit="macs"), "spec.widen_limit"),
         (_m(typo=1), "typo"),
         ({"kind": "meta_train", "spec": {"supernet": "a", "dataset": "b"}}, "datasets"),
         ({"kind": "search", "spec": {"datasets": ["x"]}}, "supernet"),

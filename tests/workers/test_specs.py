@@ -21,6 +21,7 @@ def test_meta_train_overrides_carry_every_setting() -> None:
         focus=0.25,
         final_pick="frugal",
         final_widen=0.2,
+        widen_limit="conv4",
         algorithm="reptile",
         budget_seconds=42,
         iterations=9,
@@ -37,6 +38,7 @@ def test_meta_train_overrides_carry_every_setting() -> None:
         "focus": 0.25,
         "final_pick": "frugal",
         "final_widen": 0.2,
+        "widen_limit": "conv4",
         "image_size": 32,
         "algorithm": MetaAlgorithm.REPTILE,
         "budget_seconds": 42,
@@ -46,7 +48,7 @@ def test_meta_train_overrides_carry_every_setting() -> None:
     img = image_config(spec)
     assert (img.image_size, img.channels) == (32, 3)
     default = meta_train_overrides(MetaTrainSpec(datasets=["d"]))
-    assert not {"focus", "final_pick", "final_widen"} & set(default)  # the preset's
+    assert not {"focus", "final_pick", "final_widen", "widen_limit"} & set(default)  # the preset's
 
 
 def test_focus_out_of_range_is_refused() -> None:
