@@ -18,13 +18,14 @@
   :func:`atnas.population.widen_cheap_layers`): at 20 minutes +1.0 / +2.5 over the unwidened
   pick, still 0.4 / 1.0 under Conv-4/64; at 10 minutes level with it (-0.1 / +0.1).
 - ``late128``: the default's search in the same 16-64 space, then the pick's cheap late layers
-  widened to 128 channels within 50% more training cost (``explore_width=64``,
-  ``final_widen=0.5``), the new channels starting as copies of trained ones
-  (``widen_init="copy"``, :mod:`atnas.net2wider`). At 20 minutes on the probe alphabets (never
-  tuned on; 3 seeds, 600 paired 5w1s and 198 20w1s tasks) its pick was level with Conv-4/64
-  trained alone, +0.2 +- 0.4 / +0.5 +- 0.6 (the default: -0.3 / -0.7 in round 5), while a
-  hand-made ``32,64,128,128`` beat it by 2.3 / 4.4 (2 seeds): docs/benchmarks.md, "Issue 6,
-  round 8". Its ``conv4()`` is Conv-4/128 (the space's widest).
+  widened to 128 channels within Conv-4/64's training cost, the first layer narrowing (to half
+  at most) to pay (``explore_width=64``, ``final_widen=0``, ``widen_limit="conv4"``), the new
+  channels starting as copies of trained ones (``widen_init="copy"``, :mod:`atnas.net2wider`).
+  At 20 minutes on the probe alphabets (never tuned on; 3 seeds, 600 paired 5w1s and 198 20w1s
+  tasks) it picked ``32,64,128,128`` on every seed and scored +0.27 +- 0.39 (5w1s) /
+  **+1.47 +- 0.47 (20w1s)** against Conv-4/64 trained alone (docs/benchmarks.md, "Issue 6,
+  round 9"; with round 8's widening, 50% over the pick's own cost: +0.2 / +0.5). Its
+  ``conv4()`` is Conv-4/128 (the space's widest).
 - ``wide``: the default budget over all 7 ops (conv 5x5, dilated and separable convolutions,
   max-pool + 1x1, identity): for users who can meta-train longer.
 - ``paper``: a larger space and budget in the spirit of the paper, meant for a GPU.
@@ -79,7 +80,8 @@ PRESETS: dict[str, Preset] = {
         MetaTrainConfig(
             focus=0.85,
             final_tasks=24,
-            final_widen=0.5,
+            final_widen=0.0,
+            widen_limit="conv4",
             explore_width=64,
             widen_init="copy",
         ),

@@ -34,7 +34,7 @@ def test_late128_explores_the_default_space_and_widens_past_it_from_copies() -> 
     late, default = get_preset("late128"), get_preset("default")
     assert late.space.up_to(late.meta.explore_width) == default.space
     assert late.space.max_width == 128 and late.meta.widen_init == "copy"
-    assert late.meta.final_widen > default.meta.final_widen
+    assert late.meta.widen_limit == "conv4" and default.meta.widen_limit == "pick"
 
 
 def test_paper_preset_is_bigger_than_default() -> None:
