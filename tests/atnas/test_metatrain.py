@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -58,6 +59,15 @@ def _samplers() -> tuple[TaskSampler, TaskSampler]:
 
 def _trainer(cfg: MetaTrainConfig = CFG) -> MetaTrainer:
     return MetaTrainer(SPACE, cfg, *_samplers())
+
+
+def _widening_trainer(space: SearchSpace, **changes: Any) -> MetaTrainer:
+    """A short focused run that explores widths up to 8 of ``space`` (widths 4, 8, 16) and
+    ends in a final round whose widening may go past them (``changes`` set how)."""
+    cfg = dataclasses.replace(
+        CFG, meta_batch=3, iterations=6, focus=0.5, final_tasks=2, explore_width=8, **changes
+    )
+    return MetaTrainer(space, cfg, *_samplers())
 
 
 def _assert_same_state(a: MetaState, b: MetaState, exact: bool = False) -> None:
@@ -424,19 +434,11 @@ def test_widening_at_conv4s_cost_pays_with_the_first_layer() -> None:
 
 def test_the_trainer_widens_within_conv4s_cost_when_asked() -> None:
     space = SearchSpace(num_layers=3, ops=("conv3x3",), widths=(4, 8, 16))
-    cfg = dataclasses.replace(
-        CFG,
-        meta_batch=3,
-        iterations=6,
-        focus=0.5,
-        final_tasks=2,
-        explore_width=8,
-        widen_limit="conv4",
-    )
-    trainer = MetaTrainer(space, cfg, *_samplers())
+    trainer = _widening_trainer(space, widen_limit="conv4")
 
-    def cost(e: Encode) -> float:  # early layers dear, late ones cheap, as on images
-        return 3.0 * e.layers[0].width + e.layers[1].width + e.layers[2].width / 8
+    def cost(encode: Encode) -> float:  # early layers dear, late ones cheap, as on images
+        first, middle, last = (c.width for c in encode.layers)
+        return 3.0 * first + middle + last / 8
 
     trainer._cost = cost  # type: ignore[method-assign]
     state = trainer.run()
@@ -473,10 +475,7 @@ def test_a_widening_final_round_focuses_on_the_widened_pick() -> None:
 
 def test_the_evolution_stays_within_explore_width_and_the_widening_goes_beyond() -> None:
     space = SearchSpace(num_layers=3, widths=(4, 8, 16))
-    cfg = dataclasses.replace(
-        CFG, meta_batch=3, iterations=6, focus=0.5, final_tasks=2, final_widen=1.0, explore_width=8
-    )
-    trainer = MetaTrainer(space, cfg, *_samplers())
+    trainer = _widening_trainer(space, final_widen=1.0)
     trainer._cost = lambda e: 1.0  # type: ignore[method-assign]  # every width is free
     trained: list[Encode] = []
     pick = trainer._pick_encode

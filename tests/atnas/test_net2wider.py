@@ -8,11 +8,10 @@ import pytest
 import torch
 
 from atnas.errors import ConfigError
-from atnas.metatrain import MetaTrainer
 from atnas.net2wider import copy_sources, warm_widened
 from atnas.space import Encode, SearchSpace
 from atnas.supernet import Supernet
-from tests.atnas.test_metatrain import CFG, _samplers
+from tests.atnas.test_metatrain import CFG, _widening_trainer
 
 SPACE = SearchSpace(num_layers=4, widths=(8, 16, 32), in_channels=1)
 
@@ -89,17 +88,7 @@ def test_nothing_changes_when_no_layer_goes_past_the_trained_width() -> None:
 
 def test_the_focus_phase_copies_the_channels_the_widening_added() -> None:
     space = SearchSpace(num_layers=3, widths=(4, 8, 16))
-    cfg = dataclasses.replace(
-        CFG,
-        meta_batch=3,
-        iterations=6,
-        focus=0.5,
-        final_tasks=2,
-        final_widen=1.0,
-        explore_width=8,
-        widen_init="copy",
-    )
-    trainer = MetaTrainer(space, cfg, *_samplers())
+    trainer = _widening_trainer(space, final_widen=1.0, widen_init="copy")
     trainer._cost = lambda encode: 1.0  # type: ignore[method-assign]  # every width is free
     begin = trainer.begin_focus
     seen: dict[str, torch.Tensor] = {}
