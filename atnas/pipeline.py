@@ -198,12 +198,15 @@ def search_defaults(state: MetaState, limits: CostLimits | None = None) -> Searc
     A focused supernet (meta-trained with ``focus``) trained its chosen encode alone at the
     end, so without cost limits the search only scores and adapts that encode: in the paired
     benchmark the per-task search then picked worse nets (docs/benchmarks.md, "Issue 6").
-    With limits it searches as the preset says. An explicit population or generation count
-    (in the job spec or at the CLI) still asks for a full search.
+    So does a supernet that trained one fixed encode (``fixed_encode``, e.g. the preset
+    ``fixed128``): the other encodes hold untrained channels. With limits it searches as the
+    preset says. An explicit population or generation count (in the job spec or at the CLI)
+    still asks for a full search.
     """
     name = state.config.preset
     cfg = PRESETS[name].search if name in PRESETS else SearchConfig()
-    if state.focus is not None and (limits is None or limits.empty):
+    one_net = state.focus is not None or state.config.fixed_encode is not None
+    if one_net and (limits is None or limits.empty):
         cfg = dataclasses.replace(cfg, population=1, generations=0, seed_top=1)
     return cfg
 

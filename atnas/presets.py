@@ -26,6 +26,14 @@
   **+1.47 +- 0.47 (20w1s)** against Conv-4/64 trained alone (docs/benchmarks.md, "Issue 6,
   round 9"; with round 8's widening, 50% over the pick's own cost: +0.2 / +0.5). Its
   ``conv4()`` is Conv-4/128 (the space's widest).
+- ``fixed128``: no search at meta-training time: the net ``32,64,128,128`` that ``late128``'s
+  search and widening rule picked on 5 of 6 probe runs (rounds 9-10), meta-trained alone in
+  ``late128``'s space (``fixed_encode``); a search job on it adapts that net (with cost
+  constraints it searches the space, where only the nets inside ``32,64,128,128`` share
+  trained channels). At 10 minutes on the probe alphabets (3 seeds, 600 / 198 paired tasks)
+  it scored **+2.13 +- 0.47 (5w1s) / +3.78 +- 0.65 (20w1s)** against Conv-4/64 trained alone,
+  and +3.1 / +4.8 against ``late128`` in the same runs (docs/benchmarks.md, "Issue 6, round
+  10"): on 2 CPU cores the search's minutes cost more than it finds, once its answer is known.
 - ``wide``: the default budget over all 7 ops (conv 5x5, dilated and separable convolutions,
   max-pool + 1x1, identity): for users who can meta-train longer.
 - ``paper``: a larger space and budget in the spirit of the paper, meant for a GPU.
@@ -39,7 +47,10 @@ from atnas.errors import ConfigError
 from atnas.learner import InnerConfig
 from atnas.metatrain import MetaTrainConfig
 from atnas.search import SearchConfig
-from atnas.space import DEFAULT_OPS, SearchSpace
+from atnas.space import DEFAULT_OPS, Encode, LayerChoice, SearchSpace
+
+#: The net of ``fixed128``: what ``late128`` picked on 5 of its 6 probe runs (rounds 9-10).
+FOUND_128 = Encode(tuple(LayerChoice("conv3x3", w) for w in (32, 64, 128, 128)))
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,12 @@ PRESETS: dict[str, Preset] = {
             explore_width=64,
             widen_init="copy",
         ),
+        SearchConfig(),
+    ),
+    "fixed128": Preset(
+        "fixed128",
+        SearchSpace(ops=("conv3x3",), widths=(16, 32, 48, 64, 128)),
+        MetaTrainConfig(fixed_encode=FOUND_128),
         SearchConfig(),
     ),
     "wide": Preset(

@@ -8,26 +8,28 @@ import pytest
 import torch
 
 from atnas import pipeline
+from atnas.cost import arch_cost
 from atnas.errors import ConfigError
 from atnas.learner import InnerConfig
-from atnas.presets import PRESETS, get_preset
+from atnas.limits import CostLimits
+from atnas.presets import FOUND_128, PRESETS, get_preset
 from atnas.search import SearchConfig
 from tests.atnas.conftest import synthetic_images, synthetic_task
 
 
-@pytest.mark.parametrize("name", ["tiny", "default", "late128", "wide", "paper"])
+@pytest.mark.parametrize("name", ["tiny", "default", "late128", "fixed128", "wide", "paper"])
 def test_preset_exists_and_is_consistent(name: str) -> None:
     p = get_preset(name)
     assert p.name == name and PRESETS[name] is p
     assert 3 <= p.space.num_layers <= 6
     # the default searches widths of a slimmable Conv-4; the others ops and widths
-    slimmable = name in {"default", "late128"} and p.space.ops == ("conv3x3",)
+    slimmable = name in {"default", "late128", "fixed128"} and p.space.ops == ("conv3x3",)
     assert len(p.space.ops) >= 6 or slimmable
     assert len(p.space.widths) >= 2
     assert p.space.conv4() in {p.space.conv4()}  # Conv-4 is a point of every preset's space
     assert p.search.seed_top <= p.search.population
     assert 0.0 < p.fitness_fraction < 1.0
-    assert p.meta.fixed_encode is None
+    assert (p.meta.fixed_encode is None) == (name != "fixed128")  # only fixed128 skips the EA
 
 
 def test_late128_explores_the_default_space_and_widens_past_it_from_copies() -> None:
@@ -35,6 +37,34 @@ def test_late128_explores_the_default_space_and_widens_past_it_from_copies() -> 
     assert late.space.up_to(late.meta.explore_width) == default.space
     assert late.space.max_width == 128 and late.meta.widen_init == "copy"
     assert late.meta.widen_limit == "conv4" and default.meta.widen_limit == "pick"
+
+
+def test_fixed128_trains_late128s_usual_pick_alone_and_its_search_adapts_only_that_net() -> None:
+    fixed, late = get_preset("fixed128"), get_preset("late128")
+    net = fixed.meta.fixed_encode
+    assert net == FOUND_128 and fixed.space == late.space and fixed.space.is_valid(net)
+    conv4_64 = late.space.up_to(64).conv4()
+    assert arch_cost(fixed.space, net, 28, 5).flops <= arch_cost(fixed.space, conv4_64, 28, 5).flops
+    images = synthetic_images(16, 3, size=12, seed=0)
+    state = pipeline.meta_train(
+        images,
+        "fixed128",
+        iterations=2,
+        budget_seconds=None,
+        meta_batch=2,
+        query=1,
+        image_size=12,
+        inner=InnerConfig(steps=1, lr=0.1),
+        device=torch.device("cpu"),
+    )
+    assert state.config.preset == "fixed128" and state.iteration == 2
+    assert [m.encode for m in state.population] == [net]
+    cfg = pipeline.search_defaults(state)  # one trained net: adapt it, search nothing
+    assert (cfg.population, cfg.generations, cfg.seed_top) == (1, 0, 1)
+    assert pipeline.search_defaults(state, CostLimits(max_macs=10**6)) == fixed.search
+    task = synthetic_task(way=5, shot=1, query=1, size=12)
+    outcome = pipeline.search_task(state, task, device=torch.device("cpu"))
+    assert outcome.result.encode == net
 
 
 def test_paper_preset_is_bigger_than_default() -> None:

@@ -76,3 +76,13 @@ def test_a_search_spec_can_turn_the_pixel_fallback_off() -> None:
     spec = SearchSpec(supernet="s", dataset="d", pixel_fallback=False)
     assert search_config(spec).pixel_fallback is False
     assert SearchSpec.model_validate({"supernet": "s", "dataset": "d"}).pixel_fallback is True
+
+
+def test_the_api_offers_exactly_the_presets_there_are() -> None:
+    from typing import get_args
+
+    from atnas.presets import PRESETS
+
+    offered = get_args(MetaTrainSpec.model_fields["preset"].annotation)
+    assert set(offered) == set(PRESETS) and "fixed128" in offered
+    assert MetaTrainSpec(datasets=["d"], preset="fixed128").preset == "fixed128"
