@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 import torch
@@ -12,9 +13,26 @@ from atnas.cost import arch_cost
 from atnas.errors import ConfigError
 from atnas.learner import InnerConfig
 from atnas.limits import CostLimits
+from atnas.metastate import MetaState
 from atnas.presets import FOUND_128, PRESETS, get_preset
 from atnas.search import SearchConfig
 from tests.atnas.conftest import synthetic_images, synthetic_task
+
+
+def _short_run(preset: str, iterations: int, **extra: Any) -> MetaState:
+    """A few meta-iterations of ``preset`` on tiny synthetic images, on the CPU."""
+    return pipeline.meta_train(
+        synthetic_images(16, 3, size=12, seed=0),
+        preset,
+        iterations=iterations,
+        budget_seconds=None,
+        meta_batch=2,
+        query=1,
+        image_size=12,
+        inner=InnerConfig(steps=1, lr=0.1),
+        device=torch.device("cpu"),
+        **extra,
+    )
 
 
 @pytest.mark.parametrize("name", ["tiny", "default", "late128", "fixed128", "wide", "paper"])
@@ -45,18 +63,7 @@ def test_fixed128_trains_late128s_usual_pick_alone_and_its_search_adapts_only_th
     assert net == FOUND_128 and fixed.space == late.space and fixed.space.is_valid(net)
     conv4_64 = late.space.up_to(64).conv4()
     assert arch_cost(fixed.space, net, 28, 5).flops <= arch_cost(fixed.space, conv4_64, 28, 5).flops
-    images = synthetic_images(16, 3, size=12, seed=0)
-    state = pipeline.meta_train(
-        images,
-        "fixed128",
-        iterations=2,
-        budget_seconds=None,
-        meta_batch=2,
-        query=1,
-        image_size=12,
-        inner=InnerConfig(steps=1, lr=0.1),
-        device=torch.device("cpu"),
-    )
+    state = _short_run("fixed128", 2)
     assert state.config.preset == "fixed128" and state.iteration == 2
     assert [m.encode for m in state.population] == [net]
     cfg = pipeline.search_defaults(state)  # one trained net: adapt it, search nothing
@@ -81,21 +88,7 @@ def test_get_preset_for_rgb_and_unknown_name() -> None:
 
 
 def test_paper_preset_smoke_on_cpu() -> None:
-    images = synthetic_images(16, 3, size=12, seed=0)
-    state = pipeline.meta_train(
-        images,
-        "paper",
-        iterations=1,
-        budget_seconds=None,
-        meta_batch=2,
-        query=1,
-        population=2,
-        offspring=1,
-        ea_tasks=1,
-        image_size=12,
-        inner=InnerConfig(steps=1, lr=0.1),
-        device=torch.device("cpu"),
-    )
+    state = _short_run("paper", 1, population=2, offspring=1, ea_tasks=1)
     assert state.iteration == 1
     assert state.space == get_preset("paper").space
     assert all(m.fitness is not None for m in state.population)
