@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
@@ -315,6 +316,25 @@ def test_focus_ends_evolution_with_a_final_round_and_trains_the_choice_alone(
     assert picked == {state.focus}  # every slot trains the focus encode
     loaded, _ = MetaState.load(ckpt)
     assert loaded.focus == state.focus and loaded.best_encode() == state.focus
+
+
+def test_a_time_budget_keeps_the_final_rounds_time_for_the_closing_round() -> None:
+    cfg = dataclasses.replace(
+        CFG, iterations=None, budget_seconds=10.0, focus=0.5, final_tasks=3, explore=0.0
+    )
+    trainer = _trainer(cfg)
+    assert trainer._closing_reserve() == 0.0  # no focus yet: no closing round to keep time for
+    trainer.begin_focus()
+    final = trainer.state.ea_history[-1]
+    assert final["kind"] == "final" and final["seconds"] > 0.0
+    final["seconds"] = 4.0  # as if the final round had taken 4 s
+    assert trainer._closing_reserve() == 4.0
+    now = time.perf_counter()
+    assert not trainer._done(now, 5.0)  # 5 s spent + 4 kept < 10 s
+    assert trainer._done(now, 6.5)  # 6.5 s + 4 s >= 10 s: stop now, the closing round fits
+    unbudgeted = _trainer(dataclasses.replace(cfg, budget_seconds=None, iterations=5))
+    unbudgeted.state.focus = trainer.state.focus
+    assert not unbudgeted._done(now, 1e6)  # an iteration budget is not cut
 
 
 def test_a_final_round_scores_members_on_more_tasks() -> None:
