@@ -51,6 +51,9 @@ from atnas.space import DEFAULT_OPS, Encode, LayerChoice, SearchSpace
 
 #: The net of ``fixed128``: what ``late128`` picked on 5 of its 6 probe runs (rounds 9-10).
 FOUND_128 = Encode(tuple(LayerChoice("conv3x3", w) for w in (32, 64, 128, 128)))
+#: The net of ``small128``: what ``late128``'s rule at Conv-4/32's cost picked on the tuning
+#: alphabets (round 11).
+FOUND_SMALL = Encode(tuple(LayerChoice("conv3x3", w) for w in (16, 32, 32, 128)))
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,12 @@ PRESETS: dict[str, Preset] = {
         "fixed128",
         SearchSpace(ops=("conv3x3",), widths=(16, 32, 48, 64, 128)),
         MetaTrainConfig(fixed_encode=FOUND_128),
+        SearchConfig(),
+    ),
+    "small128": Preset(
+        "small128",
+        SearchSpace(ops=("conv3x3",), widths=(16, 32, 48, 64, 128)),
+        MetaTrainConfig(fixed_encode=FOUND_SMALL),
         SearchConfig(),
     ),
     "wide": Preset(

@@ -89,7 +89,9 @@ class MetaTrainSpec(BaseModel):
         "narrowing (to half at most) to pay for wider late layers (default: the preset's)",
     )
     algorithm: Literal["fomaml", "maml", "reptile"] = "fomaml"
-    preset: Literal["tiny", "default", "late128", "fixed128", "wide", "paper"] = "default"
+    preset: Literal["tiny", "default", "late128", "fixed128", "small128", "wide", "paper"] = (
+        "default"
+    )
     budget_seconds: float = Field(default=600, ge=1, le=604800)
     iterations: int | None = Field(default=None, ge=1, le=MAX_ITERATIONS)
     seed: int = Field(default=0, ge=0, le=MAX_SEED)

@@ -14,7 +14,7 @@ from atnas.errors import ConfigError
 from atnas.learner import InnerConfig
 from atnas.limits import CostLimits
 from atnas.metastate import MetaState
-from atnas.presets import FOUND_128, PRESETS, get_preset
+from atnas.presets import FOUND_128, FOUND_SMALL, PRESETS, get_preset
 from atnas.search import SearchConfig
 from tests.atnas.conftest import synthetic_images, synthetic_task
 
@@ -35,19 +35,23 @@ def _short_run(preset: str, iterations: int, **extra: Any) -> MetaState:
     )
 
 
-@pytest.mark.parametrize("name", ["tiny", "default", "late128", "fixed128", "wide", "paper"])
+@pytest.mark.parametrize(
+    "name", ["tiny", "default", "late128", "fixed128", "small128", "wide", "paper"]
+)
 def test_preset_exists_and_is_consistent(name: str) -> None:
     p = get_preset(name)
     assert p.name == name and PRESETS[name] is p
     assert 3 <= p.space.num_layers <= 6
     # the default searches widths of a slimmable Conv-4; the others ops and widths
-    slimmable = name in {"default", "late128", "fixed128"} and p.space.ops == ("conv3x3",)
+    slimmable = name in {"default", "late128", "fixed128", "small128"}
+    slimmable = slimmable and p.space.ops == ("conv3x3",)
     assert len(p.space.ops) >= 6 or slimmable
     assert len(p.space.widths) >= 2
     assert p.space.conv4() in {p.space.conv4()}  # Conv-4 is a point of every preset's space
     assert p.search.seed_top <= p.search.population
     assert 0.0 < p.fitness_fraction < 1.0
-    assert (p.meta.fixed_encode is None) == (name != "fixed128")  # only fixed128 skips the EA
+    fixed = name in {"fixed128", "small128"}  # only these skip the EA: a found net, alone
+    assert (p.meta.fixed_encode is None) == (not fixed)
 
 
 def test_late128_explores_the_default_space_and_widens_past_it_from_copies() -> None:
@@ -72,6 +76,18 @@ def test_fixed128_trains_late128s_usual_pick_alone_and_its_search_adapts_only_th
     task = synthetic_task(way=5, shot=1, query=1, size=12)
     outcome = pipeline.search_task(state, task, device=torch.device("cpu"))
     assert outcome.result.encode == net
+
+
+def test_small128_trains_a_net_within_conv4_32s_cost_alone() -> None:
+    small, late = get_preset("small128"), get_preset("late128")
+    net = small.meta.fixed_encode
+    assert net == FOUND_SMALL and small.space == late.space and small.space.is_valid(net)
+    conv4_32 = late.space.up_to(32).conv4()
+    macs = arch_cost(small.space, net, 28, 5).flops
+    assert macs <= 0.8 * arch_cost(small.space, conv4_32, 28, 5).flops  # 2.10M vs 2.70M
+    state = _short_run("small128", 1)
+    assert [m.encode for m in state.population] == [net]
+    assert pipeline.search_defaults(state).population == 1  # adapts that net, searches nothing
 
 
 def test_paper_preset_is_bigger_than_default() -> None:
