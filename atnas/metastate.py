@@ -156,6 +156,7 @@ class MetaState:
     curve: list[dict[str, float]] = field(default_factory=list)
     ea_history: list[dict[str, Any]] = field(default_factory=list)
     focus: Encode | None = None  # the encode trained alone once the focus phase began
+    final_seconds: float = 0.0  # how long the final round took (kept for the closing one)
 
     def ranked(self) -> list[Member]:
         """Population members, fittest first (unscored last); a focused encode leads."""
@@ -209,6 +210,7 @@ class MetaState:
                 "curve": self.curve,
                 "ea_history": self.ea_history,
                 "focus": None if self.focus is None else self.focus.to_json(),
+                "final_seconds": self.final_seconds,
                 "extra": extra or {},
             },
         )
@@ -240,5 +242,6 @@ class MetaState:
             list(data["curve"]),
             list(data["ea_history"]),
             focused,
+            float(data.get("final_seconds", 0.0)),
         )
         return state, dict(data["extra"])

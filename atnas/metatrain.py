@@ -40,7 +40,6 @@ import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -228,8 +227,7 @@ class MetaTrainer:
         cfg, st = self.config, self.state
         if cfg.fixed_encode is not None or cfg.final_tasks <= 0 or st.focus is None:
             return 0.0
-        finals = [r for r in st.ea_history if r.get("kind") == "final" and "seconds" in r]
-        return float(finals[-1]["seconds"]) if finals else 0.0
+        return st.final_seconds
 
     def _fingerprint(self) -> list[float]:
         """Numbers that differ when two workers do not hold the same run (iteration,
@@ -395,7 +393,9 @@ class MetaTrainer:
                 updated.append(Member(chosen, picked.fitness, picked.weight))  # its parent's
         updated.sort(key=lambda m: (m.encode != chosen, -(m.fitness or 0.0)))
         st.population = updated[: cfg.population]
-        self._log_round(kind, seconds=time.perf_counter() - began)
+        if kind == "final":
+            st.final_seconds = time.perf_counter() - began
+        self._log_round(kind)
         return chosen
 
     def begin_focus(self) -> None:
@@ -410,18 +410,17 @@ class MetaTrainer:
             if layers:
                 log.info("layers %s widened past %d from trained channels", layers, trained)
 
-    def _log_round(self, kind: str, seconds: float | None = None) -> None:
+    def _log_round(self, kind: str) -> None:
         st = self.state
-        record: dict[str, Any] = {
-            "kind": kind,
-            "iteration": st.iteration,
-            "best": st.population[0].fitness,
-            "mean": float(np.mean([m.fitness for m in st.population])),
-            "best_encode": st.population[0].encode.key(),
-        }
-        if seconds is not None:
-            record["seconds"] = seconds
-        st.ea_history.append(record)
+        st.ea_history.append(
+            {
+                "kind": kind,
+                "iteration": st.iteration,
+                "best": st.population[0].fitness,
+                "mean": float(np.mean([m.fitness for m in st.population])),
+                "best_encode": st.population[0].encode.key(),
+            }
+        )
 
     def run(
         self,

@@ -316,6 +316,7 @@ def test_focus_ends_evolution_with_a_final_round_and_trains_the_choice_alone(
     assert picked == {state.focus}  # every slot trains the focus encode
     loaded, _ = MetaState.load(ckpt)
     assert loaded.focus == state.focus and loaded.best_encode() == state.focus
+    assert loaded.final_seconds == state.final_seconds > 0.0  # a resumed run keeps its reserve
 
 
 def test_a_time_budget_keeps_the_final_rounds_time_for_the_closing_round() -> None:
@@ -325,9 +326,8 @@ def test_a_time_budget_keeps_the_final_rounds_time_for_the_closing_round() -> No
     trainer = _trainer(cfg)
     assert trainer._closing_reserve() == 0.0  # no focus yet: no closing round to keep time for
     trainer.begin_focus()
-    final = trainer.state.ea_history[-1]
-    assert final["kind"] == "final" and final["seconds"] > 0.0
-    final["seconds"] = 4.0  # as if the final round had taken 4 s
+    assert trainer.state.ea_history[-1]["kind"] == "final" and trainer.state.final_seconds > 0.0
+    trainer.state.final_seconds = 4.0  # as if the final round had taken 4 s
     assert trainer._closing_reserve() == 4.0
     now = time.perf_counter()
     assert not trainer._done(now, 5.0)  # 5 s spent + 4 kept < 10 s
