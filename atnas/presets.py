@@ -34,6 +34,13 @@
   it scored **+2.13 +- 0.47 (5w1s) / +3.78 +- 0.65 (20w1s)** against Conv-4/64 trained alone,
   and +3.1 / +4.8 against ``late128`` in the same runs (docs/benchmarks.md, "Issue 6, round
   10"): on 2 CPU cores the search's minutes cost more than it finds, once its answer is known.
+- ``small128``: the same idea one size down, for a budget of <= 3M MACs per image: the net
+  ``16,32,32,128`` (2.10M MACs, 22% under Conv-4/32; 52,101 parameters, 1.8x Conv-4/32's),
+  which ``late128``'s rule picked on the tuning alphabets when it explored widths up to 32 and
+  widened within Conv-4/32's cost, meta-trained alone. At 10 minutes on the probe alphabets
+  (3 seeds, 600 / 198 paired tasks) it scored **+2.92 +- 0.49 (5w1s) / +5.18 +- 0.61 (20w1s)**
+  against Conv-4/32 trained alone; that search itself, run per run, +0.1 / -0.2
+  (docs/benchmarks.md, "Issue 6, round 11").
 - ``wide``: the default budget over all 7 ops (conv 5x5, dilated and separable convolutions,
   max-pool + 1x1, identity): for users who can meta-train longer.
 - ``paper``: a larger space and budget in the spirit of the paper, meant for a GPU.
