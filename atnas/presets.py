@@ -39,8 +39,9 @@
   which ``late128``'s rule picked on the tuning alphabets when it explored widths up to 32 and
   widened within Conv-4/32's cost, meta-trained alone. At 10 minutes on the probe alphabets
   (3 seeds, 600 / 198 paired tasks) it scored **+2.92 +- 0.49 (5w1s) / +5.18 +- 0.61 (20w1s)**
-  against Conv-4/32 trained alone; that search itself, run per run, +0.1 / -0.2
-  (docs/benchmarks.md, "Issue 6, round 11").
+  against Conv-4/32 trained alone; that search itself, run per run, +0.1 / -0.2. At 20
+  minutes (one probe seed, ~6,000 iterations) the lead was gone: +0.1 / +0.8
+  (docs/benchmarks.md, "Issue 6, round 11"): a short-budget preset.
 - ``wide``: the default budget over all 7 ops (conv 5x5, dilated and separable convolutions,
   max-pool + 1x1, identity): for users who can meta-train longer.
 - ``paper``: a larger space and budget in the spirit of the paper, meant for a GPU.
