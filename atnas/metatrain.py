@@ -224,10 +224,7 @@ class MetaTrainer:
         """Seconds kept at the end of a time budget for the closing round of a focused run:
         what the final round that began the focus took (it scores as many members on as
         many tasks), so that the whole run, closing round included, fits its budget."""
-        cfg, st = self.config, self.state
-        if cfg.fixed_encode is not None or cfg.final_tasks <= 0 or st.focus is None:
-            return 0.0
-        return st.final_seconds
+        return self.state.final_seconds if self.state.focus is not None else 0.0
 
     def _fingerprint(self) -> list[float]:
         """Numbers that differ when two workers do not hold the same run (iteration,

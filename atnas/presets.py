@@ -57,11 +57,18 @@ from atnas.metatrain import MetaTrainConfig
 from atnas.search import SearchConfig
 from atnas.space import DEFAULT_OPS, Encode, LayerChoice, SearchSpace
 
+
+def _conv3x3_chain(*widths: int) -> Encode:
+    return Encode(tuple(LayerChoice("conv3x3", w) for w in widths))
+
+
+#: The slimmable Conv-4 with a 128-wide option: the space of ``late128`` and of the nets it found.
+LATE128_SPACE = SearchSpace(ops=("conv3x3",), widths=(16, 32, 48, 64, 128))
 #: The net of ``fixed128``: what ``late128`` picked on 5 of its 6 probe runs (rounds 9-10).
-FOUND_128 = Encode(tuple(LayerChoice("conv3x3", w) for w in (32, 64, 128, 128)))
+FOUND_128 = _conv3x3_chain(32, 64, 128, 128)
 #: The net of ``small128``: what ``late128``'s rule at Conv-4/32's cost picked on the tuning
 #: alphabets (round 11).
-FOUND_SMALL = Encode(tuple(LayerChoice("conv3x3", w) for w in (16, 32, 32, 128)))
+FOUND_SMALL = _conv3x3_chain(16, 32, 32, 128)
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "late128": Preset(
         "late128",
-        SearchSpace(ops=("conv3x3",), widths=(16, 32, 48, 64, 128)),
+        LATE128_SPACE,
         MetaTrainConfig(
             focus=0.85,
             final_tasks=24,
@@ -111,13 +118,13 @@ PRESETS: dict[str, Preset] = {
     ),
     "fixed128": Preset(
         "fixed128",
-        SearchSpace(ops=("conv3x3",), widths=(16, 32, 48, 64, 128)),
+        LATE128_SPACE,
         MetaTrainConfig(fixed_encode=FOUND_128),
         SearchConfig(),
     ),
     "small128": Preset(
         "small128",
-        SearchSpace(ops=("conv3x3",), widths=(16, 32, 48, 64, 128)),
+        LATE128_SPACE,
         MetaTrainConfig(fixed_encode=FOUND_SMALL),
         SearchConfig(),
     ),
