@@ -15,7 +15,9 @@ import torch
 from atnas import pipeline
 from atnas.data import ImageSet, TaskData
 from atnas.export import load_exported
+from atnas.fitness import adapt_encode, support_splits
 from atnas.floors import FloorCheck, check_pixel_floor, pixel_centroid_acc
+from atnas.learner import score
 from atnas.tasks import to_float
 from tests.atnas.conftest import TINY_SEARCH, tiny_state
 
@@ -57,7 +59,9 @@ def test_the_check_holds_out_support_images_and_prefers_pixels_only_when_they_wi
     assert inner is not None
     check = check_pixel_floor(state.supernet, encode, x, y, WAY, inner)
     assert check is not None
-    assert (check.folds, check.held_out) == (3, 3 * WAY)  # one image per class per fold
+    # the pixels get all 3 folds right and the subnet missed one image of the first fold:
+    # no later fold can change the verdict, so the check adapted one fold only
+    assert (check.folds, check.held_out) == (1, WAY)  # one image per class per fold
     assert check.pixel_acc == 1.0 and check.model_acc <= 0.5 and check.use_pixels
     one_shot = check_pixel_floor(state.supernet, encode, x[::3], y[::3], WAY, inner)
     assert one_shot is None  # nothing to hold out
@@ -88,6 +92,40 @@ def test_a_search_ships_the_pixel_centroid_and_says_so(tmp_path: Path) -> None:
     onnx = session.run(["logits"], {"images": probe.numpy()})[0]
     assert np.abs(onnx - ts.numpy()).max() <= 1e-4
     assert (onnx.argmax(1) == ts.numpy().argmax(1)).all()
+
+
+def noise_set(per_class: int, seed: int) -> ImageSet:
+    """Classes of pure noise: neither classifier has anything to go on, so verdicts vary."""
+    rng = np.random.default_rng(seed)
+    images = (255 * rng.random((WAY * per_class, 1, SIZE, SIZE))).astype(np.uint8)
+    index = [np.arange(c * per_class, (c + 1) * per_class) for c in range(WAY)]
+    names = [f"n{c}" for c in range(WAY)]
+    return ImageSet(names, names, images, index)
+
+
+@pytest.mark.parametrize(
+    ("kind", "seed"), [("bright", 1), ("bright", 5), ("noise", 1), ("noise", 2), ("noise", 3)]
+)
+def test_stopping_early_gives_the_verdict_of_all_folds(kind: str, seed: int) -> None:
+    state = tiny_state()
+    encode = state.ranked()[0].encode
+    images = brightness_set(4, seed) if kind == "bright" else noise_set(4, seed)
+    x, y = tensors(images)
+    inner = TINY_SEARCH.final_inner
+    assert inner is not None
+    model, pixels, n = 0.0, 0.0, 0
+    for s in support_splits(x, y, WAY, folds=3):  # the reference: every fold adapted
+        w = adapt_encode(state.supernet, encode, s.x, s.y, WAY, inner)
+        model += score(encode, w, s.hx, s.hy)[0] * len(s.hy)
+        pixels += pixel_centroid_acc(s.x, s.y, s.hx, s.hy, WAY) * len(s.hy)
+        n += len(s.hy)
+    check = check_pixel_floor(state.supernet, encode, x, y, WAY, inner)
+    assert check is not None and 1 <= check.folds <= 3
+    assert check.held_out == check.folds * WAY
+    assert check.use_pixels == (pixels / n > model / n + 1e-9)
+    if check.folds == 3:
+        assert check.model_acc == pytest.approx(model / n)
+        assert check.pixel_acc == pytest.approx(pixels / n)
 
 
 @pytest.mark.parametrize("fallback", [False, True])
