@@ -85,14 +85,28 @@ def concat(sets: Sequence[ImageSet]) -> ImageSet:
     return ImageSet(names, groups, np.concatenate([s.images for s in sets]), index)
 
 
+#: Settings of the search that runs during meta-training (the focus and the round before it):
+#: a preset that meta-trains one fixed net has no such search, so they would do nothing there.
+SEARCH_SETTINGS = ("focus", "final_tasks", "final_pick", "final_widen", "widen_limit")
+
+
 def meta_config(preset: str = "default", **overrides: Any) -> MetaTrainConfig:
     """The preset's :class:`MetaTrainConfig` with ``overrides`` applied, checked: an unknown
-    or invalid setting raises :class:`ConfigError` before anything is read or written."""
+    or invalid setting raises :class:`ConfigError` before anything is read or written, and
+    so do search settings (:data:`SEARCH_SETTINGS`) for a preset that trains one fixed net
+    (unless ``fixed_encode`` is overridden too)."""
     p = get_preset(preset)
     try:
-        return dataclasses.replace(p.meta, preset=p.name, **overrides)
+        cfg = dataclasses.replace(p.meta, preset=p.name, **overrides)
     except TypeError as exc:
         raise ConfigError(f"unknown meta-training setting: {exc}") from None
+    given = [k for k in SEARCH_SETTINGS if k in overrides]
+    if given and p.meta.fixed_encode is not None and "fixed_encode" not in overrides:
+        raise ConfigError(
+            f"preset {p.name!r} meta-trains one fixed net, without a search: "
+            f"{', '.join(given)} would do nothing (use the preset 'search64' to search widths)"
+        )
+    return cfg
 
 
 def meta_trainer(

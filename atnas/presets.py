@@ -99,6 +99,12 @@ PRESETS: dict[str, Preset] = {
     ),
     "default": Preset(
         "default",
+        LATE128_SPACE,
+        MetaTrainConfig(fixed_encode=FOUND_128),
+        SearchConfig(),
+    ),
+    "search64": Preset(
+        "search64",
         SearchSpace(ops=("conv3x3",)),
         MetaTrainConfig(focus=0.85, final_tasks=24, final_widen=0.1),
         SearchConfig(),

@@ -50,7 +50,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--preset",
         choices=sorted(PRESETS),
         default="default",
-        help="settings bundle (default: %(default)s)",
+        help="settings bundle (default: %(default)s, the net 32,64,128,128 that AT-NAS's "
+        "search found, meta-trained alone; 'search64' searches widths 16-64 during "
+        "meta-training)",
     )
     p.add_argument("--way", type=int, default=5, help="classes per task (default: %(default)s)")
     p.add_argument(
@@ -67,7 +69,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         type=float,
         default=None,
         help="share of the budget, at its end, in which the population's winner alone trains "
-        "(0 to evolve to the end; default: the preset's)",
+        "(0 to evolve to the end; default: the preset's; presets with a search only, such as "
+        "search64)",
     )
     p.add_argument(
         "--final-pick",
@@ -108,8 +111,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument(
         "--fixed-encode",
         default=None,
-        help="train one architecture only, no evolution: 'conv4' or an encode as JSON "
-        "(the Conv-4 baseline)",
+        help="train one architecture only, no evolution: 'conv4' (Conv-4 at the preset "
+        "space's widest width: 128 for the default) or an encode as JSON",
     )
     p.add_argument(
         "--no-rotations", action="store_true", help="do not add 90/180/270-degree rotated classes"

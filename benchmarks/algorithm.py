@@ -60,6 +60,7 @@ from atnas.floors import feature_prototype_acc, pixel_centroid_acc
 from atnas.learner import InnerConfig, score
 from atnas.limits import CostLimits, within
 from atnas.metatrain import MetaState, MetaTrainConfig, Progress
+from atnas.presets import PRESETS
 from atnas.search import SearchConfig, search, seed_population
 from atnas.space import Encode, LayerChoice
 from atnas.tasks import Task, TaskSampler
@@ -96,7 +97,7 @@ def part_meta(args: argparse.Namespace, net: str, seed: int) -> dict[str, Any]:
         overrides["fixed_encode"] = conv4(int(net.split("_")[1]))
     trainer = pipeline.meta_trainer(
         images,
-        "default",
+        args.preset if net == "atnas" else "search64",  # the fixed nets in search64's space
         budget_seconds=max(args.checkpoints) * 60,
         iterations=None,
         seed=seed,
@@ -383,6 +384,13 @@ def main() -> int:
     ap.add_argument("--no-search", action="store_true", help="skip the per-task searches")
     ap.add_argument("--scratch-tasks", type=int, default=0, help="5w5s tasks, from scratch")
     ap.add_argument("--scratch-steps", type=int, default=100, help="SGD steps per candidate")
+    ap.add_argument(
+        "--preset",
+        default="search64",
+        help="the AT-NAS arm's preset: one with a search during meta-training (default: "
+        "%(default)s; the fixed-net presets, 'default' among them, are compared in "
+        "benchmarks/sweep/screen.py)",
+    )
     ap.add_argument("--atnas-set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--parallel", type=int, default=2, help="parts at once (one thread each)")
     ap.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "out" / "algorithm")
@@ -398,6 +406,14 @@ def main() -> int:
         )
         return 2
     atnas_overrides(args)  # a bad --atnas-set fails here, in one line, before any work
+    if args.preset not in PRESETS or PRESETS[args.preset].meta.fixed_encode is not None:
+        searching = sorted(n for n, p in PRESETS.items() if p.meta.fixed_encode is None)
+        print(
+            f"bench: error: --preset {args.preset!r}: choose a preset with a search, one of "
+            f"{searching}",
+            file=sys.stderr,
+        )
+        return 2
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.part:
         return run_part(args)

@@ -1,14 +1,14 @@
 """Data-parallel meta-training speed: 1 worker against N gloo workers, one thread each (issue 8).
 
-Meta-trains the ``default`` preset on Omniglot (the background alphabets less the 5
-meta-validation ones) for a fixed number of iterations, EA rounds included, first on one
-process, then on N processes joined in a gloo process group on this machine, each a replica
-taking 1/N of every meta-batch (:mod:`atnas.collective`). No Ray: this measures the
-algorithm's own scaling; Ray Train against direct processes is measured on the workers' side.
-Both runs use the same seed, so they train the same run: their final populations must match
-(the gradients are summed exactly; see :class:`atnas.collective.GradSum`). The two settings
-alternate ``--repeats`` times, and the medians are compared, so that a burst of other load
-on the machine does not land on one of them only; the load average is printed beside.
+Meta-trains the ``search64`` preset (the default until 2026-12-04; ``--preset``) on Omniglot (the
+background alphabets less the 5 meta-validation ones) for a fixed number of iterations, EA rounds
+included, first on one process, then on N processes joined in a gloo process group on this machine,
+each a replica taking 1/N of every meta-batch (:mod:`atnas.collective`). No Ray: this measures the
+algorithm's own scaling; Ray Train against direct processes is measured on the workers' side. Both
+runs use the same seed, so they train the same run: their final populations must match (the
+gradients are summed exactly; see :class:`atnas.collective.GradSum`). The two settings alternate
+``--repeats`` times, and the medians are compared, so that a burst of other load on the machine does
+not land on one of them only; the load average is printed beside.
 
     python benchmarks/distributed.py                     # 60 iterations, meta-batch 8, N = 2
     python benchmarks/distributed.py --iterations 20 --workers 2 --meta-batch 16
@@ -128,7 +128,7 @@ def run_world(images: ImageSet, args: argparse.Namespace, world: int) -> dict[st
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=default_dataset())
-    ap.add_argument("--preset", default="default")
+    ap.add_argument("--preset", default="search64")
     ap.add_argument("--iterations", type=int, default=60)
     ap.add_argument("--warmup", type=int, default=5, help="iterations left out of the timing")
     ap.add_argument("--meta-batch", type=int, default=8)

@@ -68,7 +68,7 @@ def _worker(preset: str, device_name: str, args: argparse.Namespace, q: Any) -> 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--presets", nargs="+", default=["paper", "default"])
+    ap.add_argument("--presets", nargs="+", default=["paper", "search64"])
     ap.add_argument("--secs", type=float, default=120.0)
     ap.add_argument("--tasks", type=int, default=100)
     ap.add_argument("--search-tasks", type=int, default=10)

@@ -1,12 +1,12 @@
 """Data-parallel meta-training through the service: Ray Train on 1 and 2 workers (issue 8).
 
 What a user of the service gets, measured end to end on this machine: a local Ray cluster
-(``workers.runtime.init_ray(None, 2)``), a :class:`workers.dispatcher.Dispatcher` in this
-process on the Redis server at 127.0.0.1:6379 (a key prefix of its own), the Omniglot
-background zip uploaded as a dataset, and ``meta_train`` jobs submitted with
-:meth:`service.jobs.JobStore.create`: the ``default`` preset, 5-way 1-shot, the 25 meta-train
-alphabets (the 5 meta-validation ones excluded, as ``benchmarks/algorithm.py`` does), the same
-seed and the same time budget, once with ``workers=1`` and once with ``workers=2``.
+(``workers.runtime.init_ray(None, 2)``), a :class:`workers.dispatcher.Dispatcher` in this process on
+the Redis server at 127.0.0.1:6379 (a key prefix of its own), the Omniglot background zip uploaded
+as a dataset, and ``meta_train`` jobs submitted with :meth:`service.jobs.JobStore.create`: the
+``search64`` preset (the default until 2026-12-04), 5-way 1-shot, the 25 meta-train alphabets (the 5
+meta-validation ones excluded, as ``benchmarks/algorithm.py`` does), the same seed and the same time
+budget, once with ``workers=1`` and once with ``workers=2``.
 
 - **Orchestration overhead**: the same run by a direct call of :func:`atnas.pipeline.meta_train`
   in a subprocess (one thread, no Ray); ``(direct - ray_n1) / direct`` of iterations/s.
@@ -24,7 +24,7 @@ Every process gets ``OMP_NUM_THREADS=1`` (one thread per worker). The three runs
     python benchmarks/train_scaling.py --budget 20 --tasks 20 --out /tmp/smoke.json
 
 ``--figures`` measures instead what docs/scaling.md builds on: the supernet's parameter count
-and the all-reduce volume of :class:`atnas.collective.GradSum` for the ``default`` and
+and the all-reduce volume of :class:`atnas.collective.GradSum` for the ``search64`` and
 ``paper`` presets, the object-store blob of ``workers.holder``, the time of one gloo
 all-reduce of each size between 2 local processes (one thread each), and the Redis commands,
 server time and client time of each job-store call a meta_train job makes (on a private
@@ -93,7 +93,7 @@ def job_spec(args: argparse.Namespace, dataset: str, workers: int) -> MetaTrainS
         exclude=META_VAL,
         way=5,
         shot=1,
-        preset="default",
+        preset="search64",
         budget_seconds=args.budget,
         seed=args.seed,
         workers=workers,
@@ -351,7 +351,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def sizes() -> dict[str, Any]:
-    """Parameters, GradSum volume and holder blob of the default and paper supernets."""
+    """Parameters, GradSum volume and holder blob of the search64 and paper supernets."""
     from atnas.collective import GradSum
     from atnas.metatrain import Member
     from atnas.presets import get_preset
@@ -359,7 +359,7 @@ def sizes() -> dict[str, Any]:
     from workers.holder import to_blob
 
     out = {}
-    for name in ("default", "paper"):
+    for name in ("search64", "paper"):
         p = get_preset(name)
         net = Supernet(p.space)
         params = list(net.parameters())

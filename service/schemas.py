@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 # Bounds of what a worker can run: numpy's and torch's seeds are unsigned 32-bit values at the
 # narrowest; ten million meta-iterations is weeks of GPU time; costs beyond 1e15 are no limit.
@@ -14,6 +14,8 @@ MAX_SEED = 2**32 - 1
 MAX_ITERATIONS = 10_000_000
 MAX_WORKERS = 1024
 MAX_COST = 10**15
+#: Presets that meta-train one fixed net (no search during meta-training; atnas.presets).
+FIXED_NET_PRESETS = ("default", "fixed128", "small128")
 
 
 class JobKind(str, Enum):
@@ -67,7 +69,7 @@ class MetaTrainSpec(BaseModel):
         ge=0,
         lt=1,
         description="share of the budget, at its end, in which the population's winner alone "
-        "trains (0: evolve to the end; default: the preset's, 0.85 for 'default')",
+        "trains (0: evolve to the end; default: the preset's, 0.85 for 'search64')",
     )
     final_pick: Literal["fittest", "frugal"] | None = Field(
         default=None,
@@ -89,8 +91,14 @@ class MetaTrainSpec(BaseModel):
         "narrowing (to half at most) to pay for wider late layers (default: the preset's)",
     )
     algorithm: Literal["fomaml", "maml", "reptile"] = "fomaml"
-    preset: Literal["tiny", "default", "late128", "fixed128", "small128", "wide", "paper"] = (
-        "default"
+    preset: Literal[
+        "tiny", "default", "search64", "late128", "fixed128", "small128", "wide", "paper"
+    ] = Field(
+        default="default",
+        description="'default': the net 32,64,128,128 that AT-NAS's search found, meta-trained "
+        "alone (as 'fixed128'); 'search64': an evolutionary search over widths 16-64 during "
+        "meta-training, then its pick trained alone; 'small128': a net of <= 3M MACs; "
+        "'tiny': seconds, for smoke tests; 'wide', 'paper': larger spaces (docs/guide.md)",
     )
     budget_seconds: float = Field(default=600, ge=1, le=604800)
     iterations: int | None = Field(default=None, ge=1, le=MAX_ITERATIONS)
@@ -110,6 +118,20 @@ class MetaTrainSpec(BaseModel):
         if isinstance(v, int) and not 1 <= v <= MAX_WORKERS:
             raise ValueError(f"workers must be 'auto' or in 1..{MAX_WORKERS}")
         return v
+
+    @model_validator(mode="after")
+    def _search_settings_need_a_search(self) -> MetaTrainSpec:
+        given = [
+            k
+            for k in ("focus", "final_pick", "final_widen", "widen_limit")
+            if getattr(self, k) is not None
+        ]
+        if given and self.preset in FIXED_NET_PRESETS:
+            raise ValueError(
+                f"preset {self.preset!r} meta-trains one fixed net, without a search: "
+                f"{', '.join(given)} would do nothing (use the preset 'search64')"
+            )
+        return self
 
 
 class ClusterInfo(BaseModel):

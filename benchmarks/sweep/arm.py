@@ -32,7 +32,7 @@ def main() -> None:
     secs, name, over, data = float(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
     ops, widths = over.pop("ops", DEFAULT_OPS), over.pop("widths", DEFAULT_WIDTHS)
     space = SearchSpace(ops=tuple(ops), widths=tuple(widths))
-    PRESETS["custom"] = dataclasses.replace(PRESETS["default"], space=space)
+    PRESETS["custom"] = dataclasses.replace(PRESETS["search64"], space=space)
     if "inner" in over:
         over["inner"] = InnerConfig(**over["inner"])
     if "conv4" in over:

@@ -31,7 +31,9 @@ the default focus to 0.85 (arms two at a time, one torch thread each; about 1 h 
     python benchmarks/sweep/screen.py eval c64,c32,foc,f85,fru 200 --seeds 0 1 2 \
         --out docs/results/screen-2026-11-27.json
 
-(``foc`` ran as ``'{}'``, the default preset of the time, i.e. focus 0.7.)
+(``foc`` ran as ``'{}'``, the default preset of the time, i.e. focus 0.7. Arms are built on the
+``search64`` preset, the default until 2026-12-04: ``'{}'`` is that preset's search, and
+``{"fixed": ...}`` / ``{"conv4": ...}`` train one net in its space or a wider one.)
 
 Round 4 (20-minute budgets, 3 seeds, ``final_widen``): the commands are in docs/benchmarks.md,
 "Issue 6, round 4"; ``pool`` pairs arms evaluated in separate ``eval`` runs (same seeds, same
@@ -102,14 +104,14 @@ def train(args: argparse.Namespace) -> None:
         over["inner"] = InnerConfig(**over["inner"])
     if "conv4" in over:
         over["fixed_encode"] = conv4(over.pop("conv4"))
-    preset = "default"
+    preset = "search64"
     if "fixed" in over:  # a fixed chain of conv3x3 layers of these widths
         widths = [int(w) for w in over.pop("fixed")]
         over["fixed_encode"] = Encode(tuple(LayerChoice("conv3x3", w) for w in widths))
         over.setdefault("widths", sorted(set(widths) | set(DEFAULT_WIDTHS)))
     if "widths" in over:
         space = SearchSpace(ops=("conv3x3",), widths=tuple(over.pop("widths")))
-        PRESETS["screen"] = dataclasses.replace(PRESETS["default"], space=space)
+        PRESETS["screen"] = dataclasses.replace(PRESETS["search64"], space=space)
         preset = "screen"
     held_out = META_VAL + PROBE if args.probe else META_VAL
     images = pipeline.load_meta_images([args.data]).select(exclude=held_out)

@@ -36,29 +36,47 @@ def _short_run(preset: str, iterations: int, **extra: Any) -> MetaState:
 
 
 @pytest.mark.parametrize(
-    "name", ["tiny", "default", "late128", "fixed128", "small128", "wide", "paper"]
+    "name", ["tiny", "default", "search64", "late128", "fixed128", "small128", "wide", "paper"]
 )
 def test_preset_exists_and_is_consistent(name: str) -> None:
     p = get_preset(name)
     assert p.name == name and PRESETS[name] is p
     assert 3 <= p.space.num_layers <= 6
-    # the default searches widths of a slimmable Conv-4; the others ops and widths
-    slimmable = name in {"default", "late128", "fixed128", "small128"}
+    # search64 searches widths of a slimmable Conv-4; wide and paper ops and widths
+    slimmable = name in {"default", "search64", "late128", "fixed128", "small128"}
     slimmable = slimmable and p.space.ops == ("conv3x3",)
     assert len(p.space.ops) >= 6 or slimmable
     assert len(p.space.widths) >= 2
     assert p.space.conv4() in {p.space.conv4()}  # Conv-4 is a point of every preset's space
     assert p.search.seed_top <= p.search.population
     assert 0.0 < p.fitness_fraction < 1.0
-    fixed = name in {"fixed128", "small128"}  # only these skip the EA: a found net, alone
+    fixed = name in {"default", "fixed128", "small128"}  # these skip the EA: a found net, alone
     assert (p.meta.fixed_encode is None) == (not fixed)
 
 
-def test_late128_explores_the_default_space_and_widens_past_it_from_copies() -> None:
-    late, default = get_preset("late128"), get_preset("default")
-    assert late.space.up_to(late.meta.explore_width) == default.space
+def test_late128_explores_search64s_space_and_widens_past_it_from_copies() -> None:
+    late, search64 = get_preset("late128"), get_preset("search64")
+    assert late.space.up_to(late.meta.explore_width) == search64.space
     assert late.space.max_width == 128 and late.meta.widen_init == "copy"
-    assert late.meta.widen_limit == "conv4" and default.meta.widen_limit == "pick"
+    assert late.meta.widen_limit == "conv4" and search64.meta.widen_limit == "pick"
+
+
+def test_the_default_is_fixed128s_net_trained_alone() -> None:
+    default, fixed = get_preset("default"), get_preset("fixed128")
+    assert default.space == fixed.space and default.search == fixed.search
+    assert default.meta == fixed.meta
+    assert default.meta.fixed_encode == FOUND_128
+
+
+def test_search_settings_are_refused_for_a_fixed_net_preset() -> None:
+    for preset in ("default", "fixed128", "small128"):
+        with pytest.raises(ConfigError, match=f"preset '{preset}' meta-trains one fixed net"):
+            pipeline.meta_config(preset, focus=0.5, final_widen=0.1)
+    with pytest.raises(ConfigError, match="focus must be in"):  # a range error comes first
+        pipeline.meta_config("default", focus=2.0)
+    assert pipeline.meta_config("search64", focus=0.5).focus == 0.5
+    own = pipeline.meta_config("default", fixed_encode=None, focus=0.5)  # a search of its own
+    assert own.fixed_encode is None and own.focus == 0.5
 
 
 def test_fixed128_trains_late128s_usual_pick_alone_and_its_search_adapts_only_that_net() -> None:
@@ -91,7 +109,7 @@ def test_small128_trains_a_net_within_conv4_32s_cost_alone() -> None:
 
 
 def test_paper_preset_is_bigger_than_default() -> None:
-    paper, default = get_preset("paper"), get_preset("default")
+    paper, default = get_preset("paper"), get_preset("search64")
     assert paper.space.max_width > default.space.max_width
     assert (paper.meta.budget_seconds or 0) > (default.meta.budget_seconds or 0)
 

@@ -83,6 +83,7 @@ def test_a_bound_no_net_meets_is_one_line(
         (["--focus", "1.5"], "atnas: error: focus must be in [0, 1)"),
         (["--final-widen", "-1"], "atnas: error: final_widen must be in [0, 1]"),
         (["--fixed-encode", '[{"op": "conv3x3", "width": 7}]'], "atnas: error: invalid encode"),
+        (["--focus", "0.5"], "atnas: error: preset 'default' meta-trains one fixed net"),
     ],
 )
 def test_a_bad_meta_training_setting_is_one_line_and_writes_nothing(

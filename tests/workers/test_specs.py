@@ -23,6 +23,7 @@ def test_meta_train_overrides_carry_every_setting() -> None:
         final_widen=0.2,
         widen_limit="conv4",
         algorithm="reptile",
+        preset="search64",
         budget_seconds=42,
         iterations=9,
         seed=5,
@@ -49,6 +50,18 @@ def test_meta_train_overrides_carry_every_setting() -> None:
     assert (img.image_size, img.channels) == (32, 3)
     default = meta_train_overrides(MetaTrainSpec(datasets=["d"]))
     assert not {"focus", "final_pick", "final_widen", "widen_limit"} & set(default)  # the preset's
+
+
+def test_search_settings_are_refused_for_a_preset_without_a_search() -> None:
+    from atnas.presets import PRESETS
+    from service.schemas import FIXED_NET_PRESETS
+
+    assert set(FIXED_NET_PRESETS) == {n for n, p in PRESETS.items() if p.meta.fixed_encode}
+    for preset in FIXED_NET_PRESETS:
+        with pytest.raises(pydantic.ValidationError, match=r"one fixed net.*focus"):
+            MetaTrainSpec(datasets=["d"], preset=preset, focus=0.5)  # type: ignore[arg-type]
+    spec = MetaTrainSpec(datasets=["d"], preset="search64", focus=0.5, widen_limit="conv4")
+    assert meta_train_overrides(spec)["focus"] == 0.5
 
 
 def test_focus_out_of_range_is_refused() -> None:
