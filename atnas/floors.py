@@ -127,6 +127,7 @@ def check_pixel_floor(
     n_way: int,
     inner: InnerConfig,
     folds: int = FLOOR_FOLDS,
+    stop_early: bool = True,
 ) -> FloorCheck | None:
     """Adapted subnet vs pixel centroid on up to ``folds`` leave-one-per-class-out splits of
     the support set, the subnet adapted exactly as the final model is (``inner``). None with
@@ -136,7 +137,8 @@ def check_pixel_floor(
     adapted fold by fold and the check stops as soon as the verdict cannot change: when the
     model's hits already reach the pixels' total, or when it could not reach it even by
     getting every image left right. The verdict is the one all folds would give; the figures
-    cover the folds adapted (``folds``, ``held_out``).
+    cover the folds adapted (``folds``, ``held_out``). ``stop_early=False`` adapts every fold
+    (what benchmarks time it against).
     """
     if min(int((y == c).sum().item()) for c in range(n_way)) < 2:
         return None
@@ -153,7 +155,7 @@ def check_pixel_floor(
         model_hits += round(score(encode, w, s.hx, s.hy)[0] * k)
         used += 1
         left = sum(sizes[used:])
-        if model_hits >= pixel_total or model_hits + left < pixel_total:
+        if stop_early and (model_hits >= pixel_total or model_hits + left < pixel_total):
             break
     n = sum(sizes[:used])
     return FloorCheck(model_hits / n, sum(pixel[:used]) / n, used, n)
