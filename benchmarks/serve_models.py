@@ -1,9 +1,10 @@
 """Benchmark of served models (issue 9): predictions/s and latency at 16 concurrent clients.
 
-Starts ``atnas serve`` (embedded Redis, local Ray) in a subprocess, meta-trains and searches a
-5-way 5-shot Omniglot task through the REST API (short budgets: the model's accuracy does not
-matter here, its size does: the default preset at 28 pixels), deploys the search job's model
-with ``POST /v1/models`` and then measures, on the task's 25 query images (105 x 105 PNGs):
+Starts ``atnas serve`` (embedded Redis, local Ray) in a subprocess, meta-trains and searches a 5-way
+5-shot Omniglot task through the REST API (short budgets: the model's accuracy does not matter here,
+its size does: the default preset at 28 pixels — `search64`'s net when the README figure was
+measured), deploys the search job's model with ``POST /v1/models`` and then measures, on the task's
+25 query images (105 x 105 PNGs):
 
 1. served: 16 clients, each a keep-alive HTTP connection sending one image per
    ``POST /v1/models/{id}/predict`` (multipart) as soon as its previous answer came back;
