@@ -8,7 +8,7 @@
   20w1s tasks) it scored **+1.29 +- 0.47 (5w1s) / +2.72 +- 0.56 (20w1s)** against the default
   before it (``search64``), decided by a rule written before the runs (docs/benchmarks.md,
   "Issue 6, round 12"); against Conv-4/64 trained alone +2.1 / +3.8 at 10 minutes (round 10)
-  and +1.9 / +3.7 at 20 (mean of 3 seeds, rounds 7 and 10). Search settings (``focus`` ...)
+  and +0.6 +- 0.5 / +2.5 +- 0.6 at 20 (round 12, 3 seeds). Search settings (``focus`` ...)
   are refused for it (:data:`atnas.pipeline.SEARCH_SETTINGS`).
 - ``search64``: the default until 2026-12-04, a search at meta-training time. Its space is
   the slimmable Conv-4: conv 3x3 in every layer at a width of 16-64 per layer (the search picks
