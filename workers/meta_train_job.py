@@ -53,7 +53,7 @@ from service.schemas import MetaTrainSpec
 from workers.context import WorkerContext
 from workers.progress import JobProgress
 from workers.reasons import reason
-from workers.runtime import cluster_gpus, cluster_info
+from workers.runtime import TRAIN_GPU_SHARE, cluster_gpus, cluster_info
 from workers.specs import decode_limits, image_config, meta_train_overrides
 
 log = logging.getLogger(__name__)
@@ -189,7 +189,13 @@ def _write_progress(writer: JobProgress, p: MetaProgress) -> None:
 
 def _report(p: MetaProgress, checkpoint: Path, rank: int, final: bool) -> None:
     """Every worker's report to Ray Train (a barrier); rank 0's carries the checkpoint."""
-    metrics = {"iteration": p.iteration, "elapsed": p.elapsed, "loss": p.loss, "final": final}
+    metrics = {
+        "iteration": p.iteration,
+        "elapsed": p.elapsed,
+        "loss": p.loss,
+        "final": final,
+        "device": ray.train.torch.get_device().type,  # "cuda" where Ray gave the worker a GPU
+    }
     if rank != 0 or not checkpoint.exists():
         ray.train.report(metrics)
         return
@@ -255,7 +261,11 @@ def run_meta_train(ctx: WorkerContext, job: JobRecord) -> dict[str, Any]:
             "key_prefix": ctx.settings.key_prefix,
             "redis_url": url_of(ctx.jobs.client),
         },
-        scaling_config=ScalingConfig(num_workers=n, use_gpu=gpus, resources_per_worker={"CPU": 1}),
+        scaling_config=ScalingConfig(
+            num_workers=n,
+            use_gpu=gpus,
+            resources_per_worker={"CPU": 1, "GPU": TRAIN_GPU_SHARE} if gpus else {"CPU": 1},
+        ),
         torch_config=TorchConfig(backend="nccl" if gpus else "gloo"),
         run_config=RunConfig(
             name=f"meta_train-{job.id}",
@@ -297,6 +307,7 @@ def run_meta_train(ctx: WorkerContext, job: JobRecord) -> dict[str, Any]:
         "shot": spec.shot,
         "cost_floor": cost_floor(state),
         "workers": n,
+        "device": str((result.metrics or {}).get("device", "cpu")),
         "artifacts": [info.name, meta.name],
     }
 

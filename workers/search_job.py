@@ -101,7 +101,9 @@ def run_search(ctx: WorkerContext, job: JobRecord) -> dict[str, Any]:
     out = ctx.work_dir(job.id) / "export"
     files = pipeline.export_outcome(out, state, outcome, provenance)
     infos = [ctx.store(job.id, name, p) for name, p in files.items()]
-    return _summary(outcome, [i.name for i in infos])
+    summary = _summary(outcome, [i.name for i in infos])
+    summary["device"] = next(state.supernet.parameters()).device.type  # where the driver adapted
+    return summary
 
 
 def _provenance(ctx: WorkerContext, job: JobRecord, spec: SearchSpec) -> dict[str, Any]:
