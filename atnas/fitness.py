@@ -83,7 +83,8 @@ def adapt_encode(
     its final model come from the same, stable procedure.
     """
     body = supernet.weights(encode)
-    return descend(encode, start_weights(body, encode, x, y, n_way, inner), x, y, inner)
+    start = start_weights(body, encode, x, y, n_way, inner)
+    return descend(encode, start, x, y, inner, supernet.fixed_rates())
 
 
 def split_fitness(

@@ -16,7 +16,7 @@ from enum import Enum
 import torch
 import torch.nn.functional as F
 
-from atnas.learner import InnerConfig, adapt, detached
+from atnas.learner import InnerConfig, Rates, adapt, detached
 from atnas.space import Encode
 from atnas.supernet import Supernet, init_head, logits
 from atnas.tasks import Task
@@ -54,25 +54,34 @@ def accumulate_meta_grad(
             encode, views, task.support_x, task.support_y, task.way, inner.head
         ).items()
     }
+    learn = inner.learn_rates and algorithm is not MetaAlgorithm.REPTILE
+    rates: Rates | None = supernet.rates() if learn else supernet.fixed_rates()
     if algorithm is MetaAlgorithm.MAML:
         start = {**views, **{k: v.requires_grad_(True) for k, v in head.items()}}
-        fast = adapt(encode, start, task.support_x, task.support_y, inner, create_graph=True)
+        fast = adapt(
+            encode, start, task.support_x, task.support_y, inner, create_graph=True, rates=rates
+        )
         out = logits(task.query_x, encode, fast)
         loss = F.cross_entropy(out, task.query_y)
         (loss * scale).backward()  # type: ignore[no-untyped-call]
     elif algorithm is MetaAlgorithm.FOMAML:
         start = detached({**views, **head})
-        fast = adapt(encode, start, task.support_x, task.support_y, inner)
+        fast = adapt(encode, start, task.support_x, task.support_y, inner, rates=rates)
         out = logits(task.query_x, encode, fast)
         loss = F.cross_entropy(out, task.query_y)
         names = list(views)
-        grads = torch.autograd.grad(loss, [fast[k] for k in names])
-        torch.autograd.backward([views[k] for k in names], [g * scale for g in grads])
+        wrt = [fast[k] for k in names] + ([supernet.log_rates] if learn else [])
+        grads = torch.autograd.grad(loss, wrt, allow_unused=True)
+        torch.autograd.backward([views[k] for k in names], [g * scale for g in grads[: len(names)]])
+        if learn and grads[-1] is not None:
+            # First order: each step's gradient is a constant, so the query loss reaches a
+            # rate through that step's update alone (-<dL/dfast, g_t>, summed over steps).
+            _add_grad(supernet.log_rates, grads[-1] * scale)
     else:
         start = detached({**views, **head})
         x = torch.cat([task.support_x, task.query_x])
         y = torch.cat([task.support_y, task.query_y])
-        fast = adapt(encode, start, x, y, inner)
+        fast = adapt(encode, start, x, y, inner, rates=rates)
         with torch.no_grad():
             out = logits(task.query_x, encode, fast)
             loss = F.cross_entropy(out, task.query_y)
@@ -83,3 +92,7 @@ def accumulate_meta_grad(
         )
     acc = (out.argmax(1) == task.query_y).float().mean().item()
     return QueryOutcome(loss.item(), acc)
+
+
+def _add_grad(param: torch.nn.Parameter, grad: torch.Tensor) -> None:
+    param.grad = grad.detach() if param.grad is None else param.grad + grad.detach()

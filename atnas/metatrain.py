@@ -130,7 +130,7 @@ def task_accuracy(
     start = start_weights(
         supernet.weights(encode), encode, task.support_x, task.support_y, task.way, inner
     )
-    fast = adapt(encode, start, task.support_x, task.support_y, inner)
+    fast = adapt(encode, start, task.support_x, task.support_y, inner, rates=supernet.fixed_rates())
     return score(encode, fast, task.query_x, task.query_y)
 
 

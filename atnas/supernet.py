@@ -20,6 +20,8 @@ one are then normalised over the same groups, so a width-16 subnet computes exac
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -68,6 +70,35 @@ class Supernet(nn.Module):
                     self.weights_[_pkey(i, op_name, pname)] = nn.Parameter(t)
                 self.weights_[_pkey(i, op_name, "gn_w")] = nn.Parameter(torch.ones(cmax))
                 self.weights_[_pkey(i, op_name, "gn_b")] = nn.Parameter(torch.zeros(cmax))
+        # Inner-loop step-size multipliers, one per layer and one for the head, as logs (0:
+        # the plain rate); trained only by a run with ``InnerConfig.learn_rates``.
+        self.log_rates = nn.Parameter(torch.zeros(space.num_layers + 1))
+
+    def rates(self) -> dict[str, Tensor]:
+        """Learned step-size multipliers by rate group (``l0``, ..., ``head``), differentiable."""
+        r = self.log_rates.exp()
+        return {g: r[k] for k, g in enumerate(self.rate_groups())}
+
+    def rate_groups(self) -> list[str]:
+        """The groups of :meth:`rates`, in the order of ``log_rates``."""
+        return [f"l{i}" for i in range(self.space.num_layers)] + ["head"]
+
+    def fixed_rates(self) -> dict[str, float] | None:
+        """:meth:`rates` as plain numbers for adaptation, or None when none was learned."""
+        logs = self.log_rates.detach()
+        if not bool(logs.any()):
+            return None
+        r = logs.exp().tolist()
+        return {g: r[k] for k, g in enumerate(self.rate_groups())}
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> Any:
+        """As :meth:`nn.Module.load_state_dict`; a state saved before the learned rates
+        (2026-12-04) loads with plain rates."""
+        if "log_rates" not in state_dict:
+            state_dict = {**state_dict, "log_rates": torch.zeros_like(self.log_rates)}
+        return super().load_state_dict(state_dict, strict, assign)
 
     def full(self, layer: int, op: str, name: str) -> Tensor:
         """The full-width tensor of parameter ``name`` (or ``gn_w``/``gn_b``) of ``op`` at
