@@ -40,6 +40,7 @@ import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -134,6 +135,18 @@ def task_accuracy(
     return score(encode, fast, task.query_x, task.query_y)
 
 
+def _with_rates_slot(saved: dict[str, Any], n_params: int) -> dict[str, Any]:
+    """An optimiser state saved before the supernet had ``log_rates`` (2026-12-04), shifted to
+    the parameters of today's supernet, whose first parameter is ``log_rates`` (no state yet:
+    it had none to learn); any other state is returned as it is."""
+    groups = saved["param_groups"]
+    if len(groups) != 1 or len(groups[0]["params"]) != n_params - 1:
+        return saved
+    shifted = {int(k) + 1: v for k, v in saved["state"].items()}
+    group = {**groups[0], "params": [0] + [int(i) + 1 for i in groups[0]["params"]]}
+    return {"state": shifted, "param_groups": [group]}
+
+
 class MetaTrainer:
     """Runs (and resumes) meta-training within its budget, reporting progress."""
 
@@ -206,7 +219,9 @@ class MetaTrainer:
         state.supernet.to(trainer.device)
         trainer.state = state
         trainer.optimizer = torch.optim.Adam(state.supernet.parameters(), lr=config.meta_lr)
-        trainer.optimizer.load_state_dict(extra["optimizer"])
+        trainer.optimizer.load_state_dict(
+            _with_rates_slot(extra["optimizer"], len(list(state.supernet.parameters())))
+        )
         trainer.rng.bit_generator.state = extra["rng"]
         return trainer
 

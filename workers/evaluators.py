@@ -104,7 +104,8 @@ class EvaluatorPool:
             "max_task_retries": TASK_RETRIES,
         }
         if gpus:
-            options["num_gpus"] = EVALUATOR_GPU_SHARE * min(1.0, gpus / size)
+            # all of them together take EVALUATOR_GPU_SHARE of one GPU, however Ray packs them
+            options["num_gpus"] = EVALUATOR_GPU_SHARE / size
         self.actors = [EvaluatorActor.options(**options).remote() for _ in range(size)]  # type: ignore[attr-defined]
         ray.get([a.ping.remote() for a in self.actors])
 

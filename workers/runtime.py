@@ -71,10 +71,11 @@ def resources() -> dict[str, Any]:
     return dict(ray.cluster_resources())  # type: ignore[no-untyped-call]
 
 
-#: How one GPU is shared: the evaluator actors on it take this share together, and a meta-train
-#: worker the rest, so that a meta_train job still finds its GPUs while a dispatcher keeps its
-#: evaluator pool (with whole GPUs each, the pool would hold them all and Ray Train would wait
-#: forever); two meta-train workers never share one GPU (NCCL cannot run two ranks on one).
+#: How GPUs are shared: the evaluator actors take this share of one GPU all together (Ray may
+#: pack fractional requests onto one GPU), and a meta-train worker the rest of a GPU, so that a
+#: meta_train job still finds every GPU while a dispatcher keeps its evaluator pool (with whole
+#: GPUs each, the pool would hold them all and Ray Train would wait forever); two meta-train
+#: workers never share one GPU (NCCL cannot run two ranks on one).
 EVALUATOR_GPU_SHARE = 0.1
 TRAIN_GPU_SHARE = 1.0 - EVALUATOR_GPU_SHARE
 

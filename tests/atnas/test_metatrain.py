@@ -515,3 +515,23 @@ def test_the_evolution_stays_within_explore_width_and_the_widening_goes_beyond()
         MetaTrainer(space, dataclasses.replace(CFG, explore_width=2), *_samplers())
     with pytest.raises(ConfigError, match="explore_width"):
         dataclasses.replace(CFG, explore_width=0)
+
+
+def test_a_checkpoint_saved_before_the_learned_rates_resumes_the_same_run(tmp_path: Path) -> None:
+    # A run checkpointed by a version whose supernet had no ``log_rates`` (and whose optimiser
+    # state therefore lacks that parameter) resumes exactly as today's checkpoint does.
+    ckpt = tmp_path / "meta.pt"
+    _trainer(dataclasses.replace(CFG, iterations=3)).run(checkpoint_path=ckpt)
+    data = torch.load(ckpt, weights_only=True)
+    data["supernet"].pop("log_rates")
+    opt = data["extra"]["optimizer"]
+    assert opt["param_groups"][0]["params"][0] == 0 and 0 not in opt["state"]  # no grad yet
+    opt["state"] = {k - 1: v for k, v in opt["state"].items()}
+    opt["param_groups"][0]["params"] = opt["param_groups"][0]["params"][1:]
+    opt["param_groups"][0]["params"] = [i - 1 for i in opt["param_groups"][0]["params"]]
+    data["config"]["inner"].pop("learn_rates")
+    old = tmp_path / "old.pt"
+    torch.save(data, old)
+    today = MetaTrainer.resume(ckpt, CFG, *_samplers()).run()
+    before = MetaTrainer.resume(old, CFG, *_samplers()).run()
+    _assert_same_state(today, before, exact=True)
