@@ -28,7 +28,7 @@ from atnas.learner import InnerConfig
 from atnas.space import Encode
 from atnas.supernet import Supernet
 from workers.holder import Blob, supernet_from_blob
-from workers.runtime import EVALUATOR_GPU_SHARE
+from workers.runtime import evaluator_gpus
 
 CACHE = 4  # supernets and tasks kept per actor
 TASK_RETRIES = 2  # re-runs of a call whose actor died (the actor itself is always restarted)
@@ -104,8 +104,7 @@ class EvaluatorPool:
             "max_task_retries": TASK_RETRIES,
         }
         if gpus:
-            # all of them together take EVALUATOR_GPU_SHARE of one GPU, however Ray packs them
-            options["num_gpus"] = EVALUATOR_GPU_SHARE / size
+            options["num_gpus"] = evaluator_gpus(size)
         self.actors = [EvaluatorActor.options(**options).remote() for _ in range(size)]  # type: ignore[attr-defined]
         ray.get([a.ping.remote() for a in self.actors])
 

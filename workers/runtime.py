@@ -80,6 +80,11 @@ EVALUATOR_GPU_SHARE = 0.1
 TRAIN_GPU_SHARE = 1.0 - EVALUATOR_GPU_SHARE
 
 
+def evaluator_gpus(size: int) -> float:
+    """The GPU share each of ``size`` evaluator actors asks Ray for (see the shares above)."""
+    return EVALUATOR_GPU_SHARE / size
+
+
 def cluster_gpus() -> int:
     """GPUs in the Ray cluster."""
     return int(resources().get("GPU", 0))

@@ -5,6 +5,9 @@ from __future__ import annotations
 import ipaddress
 
 import psutil
+import pytest
+
+from workers.runtime import TRAIN_GPU_SHARE, evaluator_gpus
 
 
 def _is_loopback(ip: str) -> bool:
@@ -43,3 +46,13 @@ def test_cluster_info_describes_the_session_cluster(ray_address: str) -> None:
     assert info is not None
     assert (info.cpus, info.gpus, info.node_cpus) == (2, 0, 2)
     assert info.max_workers == info.auto_workers == 2
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 8, 64])
+def test_a_meta_train_worker_always_fits_beside_the_whole_evaluator_pool(size: int) -> None:
+    # Ray may pack every evaluator's fractional GPU onto one GPU: even then a meta-train worker
+    # must fit on it (else a meta_train job waits forever while a dispatcher keeps its pool),
+    # and two meta-train workers must never fit on one GPU (NCCL cannot run two ranks on one).
+    pool = size * evaluator_gpus(size)
+    assert evaluator_gpus(size) > 0 and pool + TRAIN_GPU_SHARE <= 1.0 + 1e-12
+    assert 2 * TRAIN_GPU_SHARE > 1.0
