@@ -7,6 +7,7 @@ import uuid
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -142,3 +143,25 @@ def ray_address() -> Iterator[str]:
     init_ray(None, num_cpus=2)  # as `atnas serve` starts it: loopback only
     yield str(ray.get_runtime_context().gcs_address)
     ray.shutdown()
+
+
+def worker_context(
+    client: redis.Redis, key_prefix: str, data_dir: Path, jobs: type[Any] | None = None
+) -> Any:
+    """A :class:`workers.context.WorkerContext` on ``client`` with one evaluator, as the worker
+    tests use it; ``jobs`` replaces the :class:`service.jobs.JobStore` class (a recording one)."""
+    from service.artifacts import ArtifactStore
+    from service.datasets import DatasetStore
+    from service.jobs import JobStore
+    from service.keys import Keys
+    from service.settings import Settings
+    from workers.context import WorkerContext
+
+    settings = Settings(data_dir=data_dir, key_prefix=key_prefix, evaluators=1)
+    keys = Keys(key_prefix)
+    return WorkerContext(
+        settings,
+        (jobs or JobStore)(client, keys),
+        DatasetStore(client, keys, settings.datasets_dir),
+        ArtifactStore(settings.artifacts_dir),
+    )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from atnas.data import ImageSet, TaskData
@@ -18,6 +19,7 @@ from atnas.metatrain import Member, MetaState, MetaTrainConfig
 from atnas.search import SearchConfig
 from atnas.space import SearchSpace
 from atnas.supernet import Supernet
+from atnas.tasks import Task
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -160,3 +162,15 @@ def write_zip(path: Path, files: Mapping[str, bytes]) -> Path:
         for rel, data in files.items():
             zf.writestr(rel, data)
     return path
+
+
+def tiny_meta_task(seed: int = 0) -> Task:
+    """A 3-way task of 6x6 random images, 2 support and 2 query images per class."""
+    gen = torch.Generator().manual_seed(seed)
+    return Task(
+        torch.rand(6, 1, 6, 6, generator=gen),
+        torch.tensor([0, 1, 2, 0, 1, 2]),
+        torch.rand(6, 1, 6, 6, generator=gen),
+        torch.tensor([2, 1, 0, 0, 1, 2]),
+        ["a", "b", "c"],
+    )

@@ -18,21 +18,10 @@ from atnas.metatrain import MetaState
 from atnas.space import Encode, SearchSpace
 from atnas.supernet import Supernet, init_head, logits
 from atnas.tasks import Task
-from tests.atnas.conftest import synthetic_images
+from tests.atnas.conftest import synthetic_images, tiny_meta_task
 
 SPACE = SearchSpace(num_layers=2, ops=("conv3x3",), widths=(4,))
 ENC = Encode.of(("conv3x3", 4), ("conv3x3", 4))
-
-
-def _task(seed: int = 0) -> Task:
-    gen = torch.Generator().manual_seed(seed)
-    return Task(
-        torch.rand(6, 1, 6, 6, generator=gen),
-        torch.tensor([0, 1, 2, 0, 1, 2]),
-        torch.rand(6, 1, 6, 6, generator=gen),
-        torch.tensor([2, 1, 0, 0, 1, 2]),
-        ["a", "b", "c"],
-    )
 
 
 def _net(log_rates: list[float] | None = None) -> Supernet:
@@ -59,7 +48,7 @@ def test_a_net_without_learned_rates_adapts_exactly_as_before() -> None:
     net = _net()
     assert net.fixed_rates() is None  # the plain path, bit for bit
     inner = InnerConfig(steps=3, lr=0.2)
-    task = _task()
+    task = tiny_meta_task()
     start = detached(
         {
             **net.weights(ENC),
@@ -76,7 +65,7 @@ def test_a_net_without_learned_rates_adapts_exactly_as_before() -> None:
 def test_rates_scale_each_layers_steps() -> None:
     # One step: a layer's change is proportional to its rate; a zero-rate layer does not move.
     net = _net()
-    task = _task()
+    task = tiny_meta_task()
     inner = InnerConfig(steps=1, lr=0.2)
     views = net.weights(ENC)
     start = detached({**views, **init_head(ENC, views, task.support_x, task.support_y, 3, "zero")})
@@ -95,7 +84,7 @@ def test_the_first_order_rate_gradient_is_exact_for_one_step() -> None:
     # the query loss: compare it with central finite differences in log-rate.
     inner = InnerConfig(steps=1, lr=0.5, head="proto", learn_rates=True)
     logs = [0.2, -0.3, 0.1]
-    task = _task(1)
+    task = tiny_meta_task(1)
     net = _net(logs)
     accumulate_meta_grad(net, ENC, task, inner, MetaAlgorithm.FOMAML, scale=1.0)
     assert net.log_rates.grad is not None
@@ -112,7 +101,7 @@ def test_the_first_order_rate_gradient_is_exact_for_one_step() -> None:
 def test_learn_rates_gives_the_rates_a_gradient_and_plain_runs_do_not(
     algorithm: MetaAlgorithm,
 ) -> None:
-    task = _task()
+    task = tiny_meta_task()
     learned, plain = _net(), _net()
     inner = InnerConfig(steps=2, lr=0.3)
     accumulate_meta_grad(learned, ENC, task, replace(inner, learn_rates=True), algorithm, 1.0)
@@ -129,7 +118,7 @@ def test_learn_rates_gives_the_rates_a_gradient_and_plain_runs_do_not(
 
 
 def test_adaptation_uses_the_learned_rates() -> None:
-    task = _task()
+    task = tiny_meta_task()
     inner = InnerConfig(steps=2, lr=0.2)
     net = _net([0.0, float(torch.log(torch.tensor(2.0))), 0.0])
     assert net.fixed_rates() == pytest.approx({"l0": 1.0, "l1": 2.0, "head": 1.0})

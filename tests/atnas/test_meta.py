@@ -11,7 +11,7 @@ from atnas.learner import InnerConfig
 from atnas.meta import MetaAlgorithm, accumulate_meta_grad
 from atnas.space import Encode, SearchSpace
 from atnas.supernet import Supernet
-from atnas.tasks import Task
+from tests.atnas.conftest import tiny_meta_task
 
 # A tiny net: two conv3x3 layers of 4 channels (one group-norm group of 4) on 6x6 images.
 SPACE = SearchSpace(num_layers=2, ops=("conv3x3", "identity"), widths=(4,))
@@ -38,17 +38,6 @@ def _net() -> Supernet:
             if key.endswith(("gn_w", "gn_b", "__b")):
                 net.weights_[key].add_(0.3 * torch.randn(net.weights_[key].shape, generator=gen))
     return net
-
-
-def _task() -> Task:
-    gen = torch.Generator().manual_seed(0)
-    return Task(
-        torch.rand(6, 1, 6, 6, generator=gen),
-        torch.tensor([0, 1, 2, 0, 1, 2]),
-        torch.rand(6, 1, 6, 6, generator=gen),
-        torch.tensor([2, 1, 0, 0, 1, 2]),
-        ["a", "b", "c"],
-    )
 
 
 def _forward(p: list[Tensor], x: Tensor) -> Tensor:
@@ -85,7 +74,7 @@ def _grads(net: Supernet) -> dict[str, Tensor]:
 def test_hand_forward_matches_the_supernet() -> None:
     from atnas.supernet import logits, zero_head
 
-    net, t = _net(), _task()
+    net, t = _net(), tiny_meta_task()
     p = _initial(net)
     with torch.no_grad():
         p[8].normal_()
@@ -95,7 +84,7 @@ def test_hand_forward_matches_the_supernet() -> None:
 
 
 def test_fomaml_gradient_equals_hand_reference() -> None:
-    net, t = _net(), _task()
+    net, t = _net(), tiny_meta_task()
     out = accumulate_meta_grad(net, ENC, t, INNER, MetaAlgorithm.FOMAML, scale=0.5)
     fast = [
         q.detach().requires_grad_(True)
@@ -115,7 +104,7 @@ def test_fomaml_gradient_equals_hand_reference() -> None:
 
 
 def test_meta_gradients_accumulate_over_tasks() -> None:
-    net, t = _net(), _task()
+    net, t = _net(), tiny_meta_task()
     accumulate_meta_grad(net, ENC, t, INNER, MetaAlgorithm.FOMAML, scale=0.5)
     once = _grads(net)
     accumulate_meta_grad(net, ENC, t, INNER, MetaAlgorithm.FOMAML, scale=0.5)
@@ -125,7 +114,7 @@ def test_meta_gradients_accumulate_over_tasks() -> None:
 
 
 def test_second_order_maml_equals_hand_reference_and_differs_from_first_order() -> None:
-    net, t = _net(), _task()
+    net, t = _net(), tiny_meta_task()
     accumulate_meta_grad(net, ENC, t, INNER, MetaAlgorithm.MAML, scale=1.0)
     got = _grads(net)
     p0 = _initial(net)
@@ -143,7 +132,7 @@ def test_second_order_maml_equals_hand_reference_and_differs_from_first_order() 
 
 
 def test_reptile_gradient_is_initial_minus_adapted() -> None:
-    net, t = _net(), _task()
+    net, t = _net(), tiny_meta_task()
     before = {n: net.weights_[k].detach().clone() for n, k in PARAM.items()}
     accumulate_meta_grad(net, ENC, t, INNER, MetaAlgorithm.REPTILE, scale=0.25)
     got = _grads(net)
@@ -164,7 +153,7 @@ def test_meta_step_leaves_weights_alone_and_only_touches_used_slices(
     net = Supernet(space, seed=0)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     enc = Encode.of(("conv3x3", 4), ("sepconv3x3", 8), ("identity", 8))
-    out = accumulate_meta_grad(net, enc, _task(), INNER, algorithm, scale=1.0)
+    out = accumulate_meta_grad(net, enc, tiny_meta_task(), INNER, algorithm, scale=1.0)
     assert 0.0 <= out.acc <= 1.0 and out.loss > 0
     for k, v in net.state_dict().items():
         assert torch.equal(v, before[k]), k

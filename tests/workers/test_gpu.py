@@ -60,27 +60,14 @@ def test_a_meta_train_job_and_a_search_job_run_on_the_gpu(
     # the supernet in GPU memory.
     import ray
 
-    from service.artifacts import ArtifactStore
-    from service.datasets import DatasetStore
-    from service.jobs import JobStore
-    from service.keys import Keys
     from service.schemas import JobKind, MetaTrainSpec, SearchSpec
-    from service.settings import Settings
-    from tests.conftest import Zips
-    from workers.context import WorkerContext
+    from tests.conftest import Zips, worker_context
     from workers.meta_train_job import run_meta_train
     from workers.search_job import run_search
 
     if not ray.cluster_resources().get("GPU", 0):  # type: ignore[no-untyped-call]
         pytest.skip("the Ray cluster of the tests has no GPU")
-    settings = Settings(data_dir=tmp_path, key_prefix=key_prefix, evaluators=1)
-    keys = Keys(key_prefix)
-    ctx = WorkerContext(
-        settings,
-        JobStore(redis_client, keys),
-        DatasetStore(redis_client, keys, settings.datasets_dir),
-        ArtifactStore(settings.artifacts_dir),
-    )
+    ctx = worker_context(redis_client, key_prefix, tmp_path)
     try:
         assert ray.get(ctx.pool.actors[0].ping.remote()).startswith("cuda")  # pool first
         data = Zips.classes({f"g{k % 2}/c{k:02d}": 8 for k in range(24)})

@@ -23,8 +23,6 @@ from atnas.cost import arch_cost
 from atnas.limits import cheapest
 from atnas.metatrain import MetaState
 from atnas.supernet import Supernet
-from service.artifacts import ArtifactStore
-from service.datasets import DatasetStore
 from service.jobs import JobRecord, JobStore
 from service.keys import Keys
 from service.schemas import (
@@ -35,9 +33,8 @@ from service.schemas import (
     SearchConstraints,
     SearchSpec,
 )
-from service.settings import Settings
 from tests.atnas.conftest import tiny_state
-from tests.conftest import Zips
+from tests.conftest import Zips, worker_context
 from workers import search_job
 from workers.context import WorkerContext
 from workers.dispatcher import Dispatcher
@@ -64,14 +61,7 @@ class RecordingJobStore(JobStore):
 def ctx(
     ray_address: str, redis_client: redis.Redis, key_prefix: str, tmp_path: Path
 ) -> Iterator[WorkerContext]:
-    settings = Settings(data_dir=tmp_path, key_prefix=key_prefix, evaluators=1)
-    keys = Keys(key_prefix)
-    context = WorkerContext(
-        settings,
-        RecordingJobStore(redis_client, keys),
-        DatasetStore(redis_client, keys, settings.datasets_dir),
-        ArtifactStore(settings.artifacts_dir),
-    )
+    context: WorkerContext = worker_context(redis_client, key_prefix, tmp_path, RecordingJobStore)
     yield context
     context.shutdown()
 
