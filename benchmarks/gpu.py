@@ -79,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--search-tasks", type=int, default=10, help="0: skip the per-task search")
     ap.add_argument("--cpu-threads", type=int, default=4)
     args = ap.parse_args(argv)
+    if args.secs <= 0 or args.tasks < 1 or args.search_tasks < 0 or args.cpu_threads < 1:
+        ap.error("--secs must be > 0, --tasks and --cpu-threads >= 1, --search-tasks >= 0")
+    if not args.data.is_file():
+        ap.error(f"--data {args.data}: no such file")
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     cpu = [ctx.Process(target=_worker, args=(p, "cpu", args, q)) for p in args.presets]
