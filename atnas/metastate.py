@@ -26,6 +26,10 @@ WIDEN_INITS = ("random", "copy")
 #: uniform path explored (Conv-4 at ``explore_width``), the first layer then narrowing (to
 #: half its width at most) to pay for wider late layers.
 WIDEN_LIMITS = ("pick", "conv4")
+#: How the meta-optimiser's learning rate moves over the budget: held at ``meta_lr``, or
+#: falling from it to 0 along a half cosine of the budget spent (time or iterations, whichever
+#: is further along; :func:`atnas.metatrain.meta_lr_at`).
+META_LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class MetaTrainConfig:
     algorithm: MetaAlgorithm = MetaAlgorithm.FOMAML
     inner: InnerConfig = InnerConfig()  # noqa: RUF009 (frozen value)
     meta_lr: float = 1e-3
+    meta_lr_schedule: str = "constant"  # or "cosine": down to 0 at the end of the budget
     meta_batch: int = 8
     population: int = 12
     offspring: int = 8
@@ -86,6 +91,11 @@ class MetaTrainConfig:
         if self.widen_limit not in WIDEN_LIMITS:
             raise ConfigError(
                 f"widen_limit must be one of {WIDEN_LIMITS}, got {self.widen_limit!r}"
+            )
+        if self.meta_lr_schedule not in META_LR_SCHEDULES:
+            raise ConfigError(
+                f"meta_lr_schedule must be one of {META_LR_SCHEDULES}, "
+                f"got {self.meta_lr_schedule!r}"
             )
         if self.final_pick not in FINAL_PICKS:
             raise ConfigError(f"final_pick must be one of {FINAL_PICKS}, got {self.final_pick!r}")

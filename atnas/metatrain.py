@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import zlib
 from collections.abc import Callable
@@ -100,6 +101,17 @@ def slot_rng(seed: int, iteration: int, slot: int) -> np.random.Generator:
     return np.random.default_rng(
         np.random.SeedSequence(seed, spawn_key=(SLOT_STREAM, iteration, slot))
     )
+
+
+def meta_lr_at(config: MetaTrainConfig, spent: float) -> float:
+    """The meta-optimiser's learning rate once ``spent`` (0-1) of the budget is used.
+
+    ``"cosine"`` is MAML++'s annealing (Antoniou et al. 2019) fitted to the run's own budget,
+    so a 5-minute and a 20-minute run both end at a rate of 0.
+    """
+    if config.meta_lr_schedule == "cosine":
+        return config.meta_lr * 0.5 * (1.0 + math.cos(math.pi * min(max(spent, 0.0), 1.0)))
+    return config.meta_lr
 
 
 def frugal_pick(scores: np.ndarray, costs: list[float]) -> int:
@@ -461,14 +473,19 @@ class MetaTrainer:
         try:
             while True:
                 stop = cancelled is not None or (should_stop is not None and should_stop())
-                focus = self._focus_due(started, elapsed0)
-                stop, done, focus = self._agree(stop, self._done(started, elapsed0), focus)
+                spent = self._spent(started, elapsed0)
+                focus = self._focus_due(spent)
+                stop, done, focus, spent = self._agree(
+                    stop, self._done(started, elapsed0), focus, spent
+                )
                 if stop:
                     raise cancelled or Cancelled("meta-training was stopped")
                 if done:
                     break
                 if focus:
                     self.begin_focus()
+                for group in self.optimizer.param_groups:
+                    group["lr"] = meta_lr_at(cfg, spent)
                 loss, acc = self.meta_step()
                 st.iteration += 1
                 evolving = cfg.fixed_encode is None and st.focus is None
@@ -502,27 +519,39 @@ class MetaTrainer:
                 self.save(writes)
         return st
 
-    def _focus_due(self, started: float, elapsed0: float) -> bool:
-        """Whether the focus phase should begin now (the last ``focus`` share of the budget)."""
+    def _spent(self, started: float, elapsed0: float) -> float:
+        """The share of the budget used so far: of its time or its iterations, whichever is
+        further along."""
         cfg, st = self.config, self.state
-        if cfg.fixed_encode is not None or cfg.focus <= 0.0 or st.focus is not None:
-            return False
         spent = 0.0
         if cfg.iterations is not None:
             spent = st.iteration / cfg.iterations
         if cfg.budget_seconds is not None:
             elapsed = elapsed0 + time.perf_counter() - started
             spent = max(spent, elapsed / cfg.budget_seconds)
+        return spent
+
+    def _focus_due(self, spent: float) -> bool:
+        """Whether the focus phase should begin now (the last ``focus`` share of the budget)."""
+        cfg, st = self.config, self.state
+        if cfg.fixed_encode is not None or cfg.focus <= 0.0 or st.focus is not None:
+            return False
         return spent >= 1.0 - cfg.focus
 
-    def _agree(self, stop: bool, done: bool, focus: bool) -> tuple[bool, bool, bool]:
-        """(stop, done, focus) as agreed by all workers: raised by any of them."""
+    def _agree(
+        self, stop: bool, done: bool, focus: bool, spent: float
+    ) -> tuple[bool, bool, bool, float]:
+        """(stop, done, focus) as agreed by all workers (raised by any of them), and the
+        workers' mean share of the budget spent, so that all step at the same rate."""
         col = self.collective
         if col.world == 1:
-            return stop, done, focus
-        flags = torch.tensor([float(stop), float(done), float(focus)], device=col.device)
+            return stop, done, focus, spent
+        flags = torch.tensor(
+            [float(stop), float(done), float(focus), spent], dtype=torch.float64, device=col.device
+        )
         col.all_reduce_sum_(flags)
-        return bool(flags[0] > 0), bool(flags[1] > 0), bool(flags[2] > 0)
+        agreed = [float(v) for v in flags.tolist()]
+        return agreed[0] > 0, agreed[1] > 0, agreed[2] > 0, agreed[3] / col.world
 
     def _progress(self, loss: float, acc: float) -> Progress:
         cfg, st = self.config, self.state

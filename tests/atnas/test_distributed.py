@@ -48,7 +48,11 @@ RUN = {
 
 
 def _trainer(
-    collective: Collective, iterations: int, ckpt: Path | None = None, resume: bool = False
+    collective: Collective,
+    iterations: int,
+    ckpt: Path | None = None,
+    resume: bool = False,
+    schedule: str = "constant",
 ) -> MetaTrainer:
     images = synthetic_images(40, 3, size=8, seed=0)
     return pipeline.meta_trainer(
@@ -59,6 +63,7 @@ def _trainer(
         device=CPU,
         collective=collective,
         iterations=iterations,
+        meta_lr_schedule=schedule,
         **RUN,
     )
 
@@ -87,10 +92,14 @@ def _outcome(trainer: MetaTrainer, grads: dict[str, torch.Tensor | None]) -> dic
 
 
 def _train(
-    collective: Collective, iterations: int, ckpt: Path | None = None, resume: bool = False
+    collective: Collective,
+    iterations: int,
+    ckpt: Path | None = None,
+    resume: bool = False,
+    schedule: str = "constant",
 ) -> dict[str, Any]:
     """A run; with the meta-gradient of its first iteration (after the all-reduce)."""
-    trainer = _trainer(collective, iterations, ckpt, resume)
+    trainer = _trainer(collective, iterations, ckpt, resume, schedule)
     grads: dict[str, torch.Tensor | None] = {}
 
     def first_grads(p: Progress) -> None:
@@ -105,8 +114,15 @@ def _train(
 # --- scenarios, run by every worker (rank, world and the folder come from the collective) ---
 
 
-def _equivalence(col: Collective, out: Path) -> dict[str, Any]:
-    return _train(col, 3, out / "two.pt")
+def _equivalence(col: Collective, out: Path, schedule: str = "constant") -> dict[str, Any]:
+    return _train(col, 3, out / "two.pt", schedule=schedule)
+
+
+def _agreement(col: Collective, out: Path) -> dict[str, Any]:
+    # the workers disagree on how much of a time budget is spent, and one thinks it is done
+    trainer = _trainer(col, 3)
+    stop, done, focus, spent = trainer._agree(False, col.rank == 1, False, 0.2 + 0.4 * col.rank)
+    return {"stop": stop, "done": done, "focus": focus, "spent": spent}
 
 
 def _resume(col: Collective, out: Path) -> dict[str, Any]:
@@ -142,6 +158,8 @@ def _mismatch(col: Collective, out: Path) -> dict[str, Any]:
 
 SCENARIOS: dict[str, Callable[[Collective, Path], dict[str, Any]]] = {
     "equivalence": _equivalence,
+    "equivalence_cosine": lambda col, out: _equivalence(col, out, "cosine"),
+    "agreement": _agreement,
     "resume": _resume,
     "stop_should_stop": lambda col, out: _stop(col, out, "should_stop"),
     "stop_on_progress": lambda col, out: _stop(col, out, "on_progress"),
@@ -216,10 +234,11 @@ def _assert_same_run(a: dict[str, Any], b: dict[str, Any]) -> None:
     assert [x for c in a["curve"] for x in c[1:]] == pytest.approx(flat, rel=1e-6)
 
 
-def test_two_workers_train_as_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_two_workers_train_as_one(tmp_path: Path, schedule: str) -> None:
     with _one_thread():
-        one = _train(Single(), 3)
-    ranks = _spawn("equivalence", tmp_path)
+        one = _train(Single(), 3, schedule=schedule)
+    ranks = _spawn("equivalence" if schedule == "constant" else "equivalence_cosine", tmp_path)
     two = ranks[0]
     # (a) the meta-gradient of the first iteration, after the all-reduce
     assert one["grads"].keys() == two["grads"].keys()
@@ -240,8 +259,17 @@ def test_two_workers_train_as_one(tmp_path: Path) -> None:
     assert ranks[0]["population"] == ranks[1]["population"]
     # rank 0 wrote the checkpoint; it resumes on one worker
     with _one_thread():
-        resumed = _train(Single(), 3, tmp_path / "two.pt", resume=True)
+        resumed = _train(Single(), 3, tmp_path / "two.pt", resume=True, schedule=schedule)
     _assert_same_run(two, resumed)
+
+
+def test_workers_agree_on_the_budget_spent_so_all_step_at_one_rate(tmp_path: Path) -> None:
+    # a time budget's share differs between workers by their clocks; a learning-rate
+    # schedule read from it must not (the replicas would drift apart)
+    ranks = _spawn("agreement", tmp_path)
+    for r in ranks:
+        assert r == {"stop": False, "done": True, "focus": False, "spent": pytest.approx(0.4)}
+    assert ranks[0]["spent"] == ranks[1]["spent"]
 
 
 def test_two_workers_resume_a_one_worker_checkpoint(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from atnas.metatrain import (
     Progress,
     frugal_pick,
     initial_population,
+    meta_lr_at,
     slot_rng,
     widest,
 )
@@ -535,3 +536,49 @@ def test_a_checkpoint_saved_before_the_learned_rates_resumes_the_same_run(tmp_pa
     today = MetaTrainer.resume(ckpt, CFG, *_samplers()).run()
     before = MetaTrainer.resume(old, CFG, *_samplers()).run()
     _assert_same_state(today, before, exact=True)
+
+
+def test_the_cosine_schedule_falls_from_meta_lr_to_zero_over_the_budget() -> None:
+    cos = dataclasses.replace(CFG, meta_lr=0.01, meta_lr_schedule="cosine")
+    assert meta_lr_at(cos, 0.0) == pytest.approx(0.01)
+    assert meta_lr_at(cos, 0.5) == pytest.approx(0.005)
+    assert meta_lr_at(cos, 1.0) == pytest.approx(0.0, abs=1e-12)
+    assert meta_lr_at(cos, 2.0) == pytest.approx(0.0, abs=1e-12)  # clamped: never negative
+    falling = [meta_lr_at(cos, p / 10) for p in range(11)]
+    assert falling == sorted(falling, reverse=True)
+    assert all(meta_lr_at(CFG, p / 10) == CFG.meta_lr for p in range(11))  # "constant"
+
+
+def test_a_cosine_run_steps_at_the_scheduled_rate_and_resumes_on_it(tmp_path: Path) -> None:
+    cos = dataclasses.replace(CFG, meta_lr_schedule="cosine")  # 6 iterations
+    trainer = _trainer(cos)
+    rates: list[float] = []
+    trainer.run(on_progress=lambda p: rates.append(trainer.optimizer.param_groups[0]["lr"]))
+    assert rates == pytest.approx([meta_lr_at(cos, i / 6) for i in range(6)])
+    assert rates[0] == CFG.meta_lr and rates[-1] < 0.1 * CFG.meta_lr
+    # the schedule changes the run (the constant one ends elsewhere)
+    constant = _trainer().run().supernet.state_dict()
+    assert any(
+        not torch.allclose(v, constant[k]) for k, v in trainer.state.supernet.state_dict().items()
+    )
+
+    # stopped half-way and resumed: the same run as the straight one
+    ckpt = tmp_path / "meta.pt"
+
+    def stop_at_three(p: Progress) -> None:
+        if p.iteration == 3:
+            raise Cancelled("stop")
+
+    with pytest.raises(Cancelled):
+        _trainer(cos).run(on_progress=stop_at_three, checkpoint_path=ckpt)
+    resumed = MetaTrainer.resume(ckpt, cos, *_samplers()).run()
+    _assert_same_state(trainer.state, resumed)
+
+
+def test_an_unknown_meta_lr_schedule_is_refused_and_old_configs_read_as_constant() -> None:
+    with pytest.raises(ConfigError, match="meta_lr_schedule"):
+        dataclasses.replace(CFG, meta_lr_schedule="step")
+    saved = CFG.to_json()
+    del saved["meta_lr_schedule"]  # a config saved before the schedule existed
+    assert MetaTrainConfig.from_json(saved).meta_lr_schedule == "constant"
+    assert "meta_lr_schedule" in CFG.run_identity()  # a resume cannot switch schedules
