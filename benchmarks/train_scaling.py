@@ -22,6 +22,7 @@ Every process gets ``OMP_NUM_THREADS=1`` (one thread per worker). The three runs
 
     python benchmarks/train_scaling.py                    # 180 s budgets: ~11 min
     python benchmarks/train_scaling.py --budget 20 --tasks 20 --out /tmp/smoke.json
+    python benchmarks/train_scaling.py --preset default   # the default preset's one fixed net
 
 ``--figures`` measures instead what docs/scaling.md builds on: the supernet's parameter count
 and the all-reduce volume of :class:`atnas.collective.GradSum` for the ``search64`` and
@@ -70,6 +71,7 @@ import torch  # noqa: E402
 from atnas import pipeline  # noqa: E402
 from atnas.evaluate import Method, evaluate  # noqa: E402
 from atnas.metatrain import MetaState  # noqa: E402
+from atnas.presets import PRESETS  # noqa: E402
 from atnas.tasks import TaskSampler  # noqa: E402
 from service.schemas import JobKind, JobStatus, MetaTrainSpec  # noqa: E402
 from service.settings import Settings  # noqa: E402
@@ -93,7 +95,7 @@ def job_spec(args: argparse.Namespace, dataset: str, workers: int) -> MetaTrainS
         exclude=META_VAL,
         way=5,
         shot=1,
-        preset="search64",
+        preset=args.preset,
         budget_seconds=args.budget,
         seed=args.seed,
         workers=workers,
@@ -131,6 +133,7 @@ def run_direct(args: argparse.Namespace, work: Path, tag: str) -> dict[str, Any]
     out = work / f"{tag}.json"
     cmd = [sys.executable, __file__, "--part", "direct", "--part-out", str(out)]
     cmd += ["--data", str(args.data), "--budget", str(args.budget), "--seed", str(args.seed)]
+    cmd += ["--preset", args.preset]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     r: dict[str, Any] = json.loads(out.read_text())
@@ -585,6 +588,9 @@ def main() -> int:
     ap.add_argument("--budget", type=float, default=180.0, help="training seconds per run")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0, help="meta-training seed (every run)")
+    ap.add_argument(
+        "--preset", default="search64", help="the jobs' preset (default: search64, as measured)"
+    )
     ap.add_argument("--tasks", type=int, default=200, help="5w1s validation tasks per supernet")
     ap.add_argument("--eval-seed", type=int, default=1, help="seed of the validation tasks")
     ap.add_argument("--max-load", type=float, default=0.8, help="start under this load average")
@@ -601,6 +607,8 @@ def main() -> int:
         return 0
     if not args.data.is_file():
         ap.error(f"dataset {args.data} not found (--data or ATNAS_DATASETS)")
+    if args.preset not in PRESETS:
+        ap.error(f"unknown preset {args.preset!r} (one of {', '.join(PRESETS)})")
     date = dt.date.today().isoformat()
     kind = "scale-figures" if args.figures else "train-scaling"
     args.out = args.out or ROOT / "docs" / "results" / f"{kind}-{date}.json"
