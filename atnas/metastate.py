@@ -28,7 +28,8 @@ WIDEN_INITS = ("random", "copy")
 WIDEN_LIMITS = ("pick", "conv4")
 #: How the meta-optimiser's learning rate moves over the budget: held at ``meta_lr``, or
 #: falling from it to 0 along a half cosine of the budget spent (time or iterations, whichever
-#: is further along; :func:`atnas.metatrain.meta_lr_at`).
+#: is further along; :func:`atnas.metatrain.meta_lr_at`). "cosine" cost 1.8 (5w1s) and 4.6
+#: (20w1s) points at a 20-minute CPU budget, far from convergence (docs/benchmarks.md, round 14).
 META_LR_SCHEDULES = ("constant", "cosine")
 
 
