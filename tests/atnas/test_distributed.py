@@ -157,7 +157,7 @@ def _mismatch(col: Collective, out: Path) -> dict[str, Any]:
 
 
 SCENARIOS: dict[str, Callable[[Collective, Path], dict[str, Any]]] = {
-    "equivalence": _equivalence,
+    "equivalence_constant": _equivalence,
     "equivalence_cosine": lambda col, out: _equivalence(col, out, "cosine"),
     "agreement": _agreement,
     "resume": _resume,
@@ -238,7 +238,7 @@ def _assert_same_run(a: dict[str, Any], b: dict[str, Any]) -> None:
 def test_two_workers_train_as_one(tmp_path: Path, schedule: str) -> None:
     with _one_thread():
         one = _train(Single(), 3, schedule=schedule)
-    ranks = _spawn("equivalence" if schedule == "constant" else "equivalence_cosine", tmp_path)
+    ranks = _spawn(f"equivalence_{schedule}", tmp_path)
     two = ranks[0]
     # (a) the meta-gradient of the first iteration, after the all-reduce
     assert one["grads"].keys() == two["grads"].keys()
