@@ -1,10 +1,12 @@
 """Paired benchmark of AT-NAS against fixed nets of matching cost on Omniglot (issue 6).
 
 At an equal meta-training wall-clock budget, one thread each, side by side, it meta-trains per
-seed: AT-NAS (supernet + evolution) and the fixed Conv-4 at widths 64, 32 and 16 (the same
-meta-learner and code path; Conv-4-32 and -16 cost about as much as AT-NAS nets limited to ~3M
-and ~1M MACs). Snapshots are kept at each ``--checkpoints`` minute, so accuracy against
-meta-training time comes from the same runs.
+seed: AT-NAS as the product does by default (``--preset default``: the net AT-NAS's search
+found, ``32,64,128,128``, meta-trained alone; ``--preset search64`` or ``late128`` for a
+supernet with an evolution at meta-training time) and the fixed Conv-4 at widths 64, 32 and
+16 (the same meta-learner and code path; Conv-4-32 and -16 cost about as much as AT-NAS nets
+limited to ~3M and ~1M MACs). Snapshots are kept at each ``--checkpoints`` minute, so accuracy
+against meta-training time comes from the same runs.
 
 Then, on tasks from the 5 meta-validation alphabets (Armenian, Bengali, Hebrew, Korean,
 Tifinagh), **every method scores the same tasks**, and per-task accuracies are stored:
@@ -12,10 +14,13 @@ Tifinagh), **every method scores the same tasks**, and per-task accuracies are s
 - ``pixel_centroid`` and ``proto_*``: the floors (nearest centroid on raw pixels; nearest
   prototype on a net's meta-trained features, no gradient step);
 - ``conv4_64`` / ``conv4_32`` / ``conv4_16``: the fixed nets, adapted;
-- ``meta_best``: the meta-population's best encode, adapted, no per-task search;
+- ``meta_best``: the meta-population's best encode (a fixed-net preset's one net), adapted, no
+  per-task search;
 - ``conv4_on_supernet``: the Conv-4 encode on the AT-NAS supernet;
-- ``atnas``: per-task search + adaptation; ``atnas_le_c32`` / ``atnas_le_c16``: the same with
-  ``max_macs`` set to the cost of Conv-4-32 / -16 (and ``meta_best_le_*`` without search);
+- ``atnas``: what a search job does (the preset's search settings, as
+  :func:`atnas.pipeline.search_defaults` gives them: on a supernet that trained one net, adapt
+  that net); ``atnas_le_c32`` / ``atnas_le_c16``: the same with ``max_macs`` set to the cost of
+  Conv-4-32 / -16, a search over the space (and ``meta_best_le_*`` without search);
 - ``oracle``: on the first ``--oracle-tasks`` tasks, every candidate the search scored is adapted
   and scored on one half of the query; the best on half A, scored on half B, against the
   search's choice and meta_best on half B: the headroom of per-task selection and the share of
@@ -25,7 +30,8 @@ The report gives the paired difference of each method to Conv-4-64 (and of each 
 AT-NAS to the fixed net of equal cost) with a 95% CI over all tasks of all seeds.
 
     python benchmarks/algorithm.py                       # 3 seeds, 20 min budgets (hours)
-    python benchmarks/algorithm.py --meta-minutes 1 --checkpoints 0.5 1 --seeds 0 --tasks 10
+    python benchmarks/algorithm.py --checkpoints 0.5 1 --seeds 0 --tasks 10 --wide-tasks 5
+    python benchmarks/algorithm.py --preset search64     # the default until 2026-12-04
 
 Writes benchmarks/out/algorithm.json and prints Markdown for docs/benchmarks.md.
 """
@@ -54,12 +60,14 @@ from svgplot import scatter
 
 from atnas import pipeline
 from atnas.cost import arch_cost
+from atnas.errors import ConfigError
 from atnas.evolution import Constraint
 from atnas.fitness import adapt_encode
 from atnas.floors import feature_prototype_acc, pixel_centroid_acc
 from atnas.learner import InnerConfig, score
 from atnas.limits import CostLimits, within
 from atnas.metatrain import MetaState, MetaTrainConfig, Progress
+from atnas.pipeline import search_defaults
 from atnas.presets import PRESETS
 from atnas.search import SearchConfig, search, seed_population
 from atnas.space import Encode, LayerChoice
@@ -133,15 +141,18 @@ def atnas_overrides(args: argparse.Namespace) -> dict[str, Any]:
     for item in args.atnas_set:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"bench: error: --atnas-set takes KEY=VALUE, not {item!r}")
+            raise ConfigError(f"--atnas-set takes KEY=VALUE, not {item!r}")
         if key not in MetaTrainConfig.__dataclass_fields__:
-            raise SystemExit(f"bench: error: --atnas-set: MetaTrainConfig has no field {key!r}")
+            raise ConfigError(f"--atnas-set: MetaTrainConfig has no field {key!r}")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
-            raise SystemExit(f"bench: error: --atnas-set {key}: {value!r} is not JSON") from None
+            raise ConfigError(f"--atnas-set {key}: {value!r} is not JSON") from None
         if key == "inner":
-            out[key] = InnerConfig(**out[key])
+            try:
+                out[key] = InnerConfig(**out[key])
+            except TypeError as exc:
+                raise ConfigError(f"--atnas-set inner: {exc}") from None
     return out
 
 
@@ -213,12 +224,8 @@ def part_eval(args: argparse.Namespace, key: str, seed: int, domain: str | None)
     inner = SearchConfig().final_inner or SearchConfig().inner
     image_size = 56 if domain == "px56" else 28
     cost = {n: arch_cost(at.space, conv4(int(n.split("_")[1])), image_size, way) for n in NETS[1:]}
-    limits = {
-        f"le_c{n.split('_')[1]}": within(
-            at.space, CostLimits(max_macs=cost[n].flops), image_size, way
-        )
-        for n in ("conv4_32", "conv4_16")
-    }
+    bounds = {f"le_c{n.split('_')[1]}": CostLimits(max_macs=cost[n].flops) for n in NETS[2:]}
+    limits = {k: within(at.space, b, image_size, way) for k, b in bounds.items()}
     best = best_member(at, None)
     best_le = {k: best_member(at, ok) for k, ok in limits.items()}
     n_tasks = args.domain_tasks if domain else args.wide_tasks if way > 5 else args.tasks
@@ -248,10 +255,12 @@ def part_eval(args: argparse.Namespace, key: str, seed: int, domain: str | None)
             e = best_member(st, None) if n == "atnas" else conv4(64)
             acc[f"{'meta_best' if n == 'atnas' else n}@{m:g}"] = adapted_acc(st, e, task, inner)
         if not args.no_search:
-            cfg = replace(SearchConfig(), seed=seed * 100_000 + i)
             for label, ok in [("atnas", None), *((f"atnas_{k}", v) for k, v in limits.items())]:
                 if domain and label != "atnas":
                     continue
+                # the search settings a search job would use (one net: adapt it, no search)
+                bound = bounds.get(label.removeprefix("atnas_"))
+                cfg = replace(search_defaults(at, bound), seed=seed * 100_000 + i)
                 t0 = time.perf_counter()
                 res = search(
                     at.supernet,
@@ -305,7 +314,7 @@ def part_eval(args: argparse.Namespace, key: str, seed: int, domain: str | None)
 
 
 def part_scratch(args: argparse.Namespace) -> dict[str, Any]:
-    """Search from scratch (every candidate trained from random weights) vs AT-NAS search."""
+    """Search from scratch (every candidate trained from random weights) vs a search job."""
     from atnas.evaluate import Method, evaluate
 
     val = pipeline.load_meta_images([args.data]).select(include=META_VAL)
@@ -321,7 +330,9 @@ def part_scratch(args: argparse.Namespace) -> dict[str, Any]:
         seed=2000,
         scratch_inner=InnerConfig(args.scratch_steps, 0.1),
     )
-    paired = evaluate(state, sampler, args.scratch_tasks, Method.ATNAS, cfg, seed=2000)
+    # what a search job runs on this supernet (one trained net: adapt it; else the search)
+    ours = search_defaults(state)
+    paired = evaluate(state, sampler, args.scratch_tasks, Method.ATNAS, ours, seed=2000)
     return {
         "scratch": scratch.to_json(),
         "atnas_same_tasks": paired.to_json(),
@@ -386,10 +397,9 @@ def main() -> int:
     ap.add_argument("--scratch-steps", type=int, default=100, help="SGD steps per candidate")
     ap.add_argument(
         "--preset",
-        default="search64",
-        help="the AT-NAS arm's preset: one with a search during meta-training (default: "
-        "%(default)s; the fixed-net presets, 'default' among them, are compared in "
-        "benchmarks/sweep/screen.py)",
+        default="default",
+        choices=sorted(PRESETS),
+        help="the AT-NAS arm's preset (default: %(default)s, the product's)",
     )
     ap.add_argument("--atnas-set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--parallel", type=int, default=2, help="parts at once (one thread each)")
@@ -405,14 +415,10 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
-    atnas_overrides(args)  # a bad --atnas-set fails here, in one line, before any work
-    if args.preset not in PRESETS or PRESETS[args.preset].meta.fixed_encode is not None:
-        searching = sorted(n for n, p in PRESETS.items() if p.meta.fixed_encode is None)
-        print(
-            f"bench: error: --preset {args.preset!r}: choose a preset with a search, one of "
-            f"{searching}",
-            file=sys.stderr,
-        )
+    try:  # a bad --atnas-set fails here, in one line, before any work
+        pipeline.meta_config(args.preset, **atnas_overrides(args))
+    except ConfigError as exc:
+        print(f"bench: error: --preset {args.preset}: {exc}", file=sys.stderr)
         return 2
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.part:

@@ -2,9 +2,9 @@
 
 Starts ``atnas serve`` (embedded Redis, local Ray) in a subprocess, meta-trains and searches a 5-way
 5-shot Omniglot task through the REST API (short budgets: the model's accuracy does not matter here,
-its size does: the default preset at 28 pixels — `search64`'s net when the README figure was
-measured), deploys the search job's model with ``POST /v1/models`` and then measures, on the task's
-25 query images (105 x 105 PNGs):
+its size does: the default preset at 28 pixels, whose net the JSON names under ``model``),
+deploys the search job's model with ``POST /v1/models`` and then measures, on the task's 25
+query images (105 x 105 PNGs):
 
 1. served: 16 clients, each a keep-alive HTTP connection sending one image per
    ``POST /v1/models/{id}/predict`` (multipart) as soon as its previous answer came back;
@@ -242,7 +242,10 @@ def main() -> int:
                 "search",
                 {"supernet": mt.id, "dataset": task.id, "budget_seconds": args.search_seconds},
             )
-            wait(c, sj.id)
+            result = wait(c, sj.id).result or {}
+            # which net is served: its size sets the forward pass the server must pay for
+            keys = ("architecture", "macs", "params", "model")
+            report["model"] = {k: result.get(k) for k in keys}
             c.download(sj.id, "model.ts", work / "model.ts")
             import httpx
 

@@ -1,0 +1,72 @@
+"""benchmarks/algorithm.py, the paired benchmark, run end to end on a tiny dataset.
+
+It is the script an outside measurement reruns, so it must run the product's default preset
+(one fixed net, adapted by a search job without a search) as well as a searching preset.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from atnas.presets import FOUND_128
+from tests.conftest import Zips
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "algorithm.py"
+META_VAL = ["Armenian", "Bengali", "Hebrew", "Korean", "Tifinagh"]
+
+
+def _omniglot_like(path: Path) -> Path:
+    """Two training alphabets and the 5 validation alphabets, 4 characters of 16 images each."""
+    classes = {f"{a}/character{c:02d}": 16 for a in ["Latin", "Greek", *META_VAL] for c in range(4)}
+    return Zips.write(path, Zips.classes(classes, wrapper="images_background/"))
+
+
+def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    data = _omniglot_like(tmp_path / "omniglot.zip")
+    cmd = [sys.executable, str(SCRIPT), "--data", str(data), "--workdir", str(tmp_path / "w")]
+    cmd += ["--out", str(tmp_path / "out.json"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+
+
+def test_the_default_preset_is_benchmarked_as_a_search_job_runs_it(tmp_path: Path) -> None:
+    small = ["--seeds", "0", "--checkpoints", "0.03", "--settings", "5w1s", "--tasks", "2"]
+    done = _run(tmp_path, *small, "--oracle-tasks", "1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((tmp_path / "out.json").read_text())
+    part = report["evals"]["eval:5w1s:0"]
+    # the default preset trains one net: that net is meta_best and what the search job adapts
+    found = FOUND_128.key()
+    assert report["meta"]["meta:atnas:0"]["best_encode"] == found
+    assert part["meta_best"] == found
+    for task in part["tasks"]:
+        assert task["encode"]["atnas"] == found
+        assert task["evaluations"]["atnas"] <= 1  # adapted, not searched
+        assert task["macs"]["atnas"] == task["macs"]["meta_best"]
+        # under a Conv-4/32 budget it must search the space for a net that fits
+        assert task["macs"]["atnas_le_c32"] <= task["macs"]["conv4_32"]
+    assert {"atnas", "meta_best", "conv4_64", "pixel_centroid"} <= set(report["summary"]["5w1s"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--atnas-set", "focus=0.5"], "meta-trains one fixed net"),
+        (["--atnas-set", "nope=1"], "has no field 'nope'"),
+        (["--atnas-set", "meta_lr=fast"], "is not JSON"),
+        (["--atnas-set", 'inner={"steps": -1}'], "inner steps must be >= 0"),
+        (["--preset", "nope"], "invalid choice: 'nope'"),
+    ],
+)
+def test_bad_settings_stop_in_one_line_before_any_work(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    done = _run(tmp_path, *args)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "w").exists()
