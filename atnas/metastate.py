@@ -4,6 +4,7 @@ members, progress reports and the meta-state (supernet + population), saved and 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,9 @@ class MetaTrainConfig:
             raise ConfigError(
                 f"widen_limit must be one of {WIDEN_LIMITS}, got {self.widen_limit!r}"
             )
+        lr = self.meta_lr
+        if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < math.inf:
+            raise ConfigError(f"meta_lr must be a positive number, got {lr!r}")
         if self.meta_lr_schedule not in META_LR_SCHEDULES:
             raise ConfigError(
                 f"meta_lr_schedule must be one of {META_LR_SCHEDULES}, "

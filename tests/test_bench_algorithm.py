@@ -59,6 +59,7 @@ def test_the_default_preset_is_benchmarked_as_a_search_job_runs_it(tmp_path: Pat
         (["--atnas-set", "focus=0.5"], "meta-trains one fixed net"),
         (["--atnas-set", "nope=1"], "has no field 'nope'"),
         (["--atnas-set", "meta_lr=fast"], "is not JSON"),
+        (["--atnas-set", "meta_lr=-1"], "meta_lr must be a positive number"),
         (["--atnas-set", 'inner={"steps": -1}'], "inner steps must be >= 0"),
         (["--preset", "nope"], "invalid choice: 'nope'"),
     ],

@@ -582,3 +582,9 @@ def test_an_unknown_meta_lr_schedule_is_refused_and_old_configs_read_as_constant
     del saved["meta_lr_schedule"]  # a config saved before the schedule existed
     assert MetaTrainConfig.from_json(saved).meta_lr_schedule == "constant"
     assert "meta_lr_schedule" in CFG.run_identity()  # a resume cannot switch schedules
+
+
+@pytest.mark.parametrize("lr", [0, -1e-3, float("inf"), float("nan"), "fast", True])
+def test_a_meta_lr_that_is_not_a_positive_number_is_refused(lr: object) -> None:
+    with pytest.raises(ConfigError, match="meta_lr must be a positive number"):
+        dataclasses.replace(CFG, meta_lr=lr)
