@@ -362,14 +362,41 @@ def part_file(args: argparse.Namespace, part: str) -> Path:
     return workdir / f"{part.replace(':', '_')}.json"
 
 
+def made_with(args: argparse.Namespace, part: str) -> dict[str, Any]:
+    """What a part's result depends on: ``--reuse`` keeps a part only when this is unchanged.
+
+    Meta-training depends on the data, the preset, its overrides and the checkpoints; the
+    evaluations on everything else too (task counts, settings, domains, ...).
+    """
+    key: dict[str, Any] = {
+        "data": str(args.data),
+        "preset": args.preset,
+        "atnas_set": list(args.atnas_set),
+        "checkpoints": list(args.checkpoints),
+    }
+    if not part.startswith("meta:"):
+        argv, skip = [], False
+        for a in args.passthrough:  # where results go and how many run at once change nothing
+            if not skip and a.split("=")[0] not in ("--workdir", "--out", "--parallel"):
+                argv.append(a)
+            skip = not skip and a in ("--workdir", "--out", "--parallel")
+        key["argv"] = argv
+    return key
+
+
 def spawn(args: argparse.Namespace, part: str) -> dict[str, Any]:
-    if args.reuse and part_file(args, part).is_file():
-        out: dict[str, Any] = json.loads(part_file(args, part).read_text())
-        return out
+    key, path = made_with(args, part), part_file(args, part)
+    if args.reuse and path.is_file():
+        out: dict[str, Any] = json.loads(path.read_text())
+        if out.get("made_with") == key:
+            return out
+        log.info("%s: made with other arguments, running it again", part)
     cmd = [sys.executable, __file__, "--part", part, *args.passthrough]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     subprocess.run(cmd, check=True, env=env)
-    out = json.loads(part_file(args, part).read_text())
+    out = json.loads(path.read_text())
+    out["made_with"] = key
+    path.write_text(json.dumps(out))
     return out
 
 

@@ -60,6 +60,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import cpu_use
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,6 +81,8 @@ from workers.specs import decode_limits, image_config, meta_train_overrides  # n
 META_VAL = ["Armenian", "Bengali", "Hebrew", "Korean", "Tifinagh"]
 REDIS_URL = "redis://127.0.0.1:6379/0"
 POLL_S = 0.2
+#: The share of the budget, from the first training report, over which CPU use is counted.
+CPU_WINDOW = 0.8
 RUNS = ("direct", "ray_n1", "ray_n2")
 
 
@@ -158,6 +161,7 @@ def run_job(
     submitted = time.time()
     seen: dict[str, float] = {}
     omp: str | None = None
+    cpu: list[tuple[float, dict[int, tuple[str, float]]]] = []  # (time, snapshot) in training
     while True:
         rec = jobs.get(job.id)
         now = time.time()
@@ -165,6 +169,8 @@ def run_job(
             seen.setdefault("running", now)
         if rec.progress is not None and rec.progress.phase == "meta_train":
             seen.setdefault("training", now)
+            if len(cpu) == 0 or (len(cpu) == 1 and now - cpu[0][0] >= CPU_WINDOW * args.budget):
+                cpu.append((time.time(), cpu_use.snapshot()))
         if omp is None and "training" in seen:
             omp = _worker_env(ctx.settings.data_dir / "work" / job.id, "OMP_NUM_THREADS")
         if rec.status.terminal:
@@ -195,8 +201,17 @@ def run_job(
         "startup_seconds": train_start - started,  # claim -> first iteration begins
         "teardown_seconds": finished - (train_start + res["elapsed_seconds"]),
         "submit_to_succeeded_seconds": finished - submitted,
+        "cpu_cores_used": cpu_profile(cpu),
         "state": str(state_path),
     }
+
+
+def cpu_profile(cpu: list[tuple[float, dict[int, tuple[str, float]]]]) -> dict[str, float] | None:
+    """Cores each group of processes kept busy while the job trained (CPU s per wall s)."""
+    if len(cpu) < 2:
+        return None
+    (t0, a), (t1, b) = cpu
+    return {k: round(v / (t1 - t0), 3) for k, v in cpu_use.cpu_seconds(a, b).items()}
 
 
 def _worker_env(work: Path, name: str) -> str | None:
@@ -250,6 +265,8 @@ def run_service(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
                     f"load average {out['load_average'][0]:.2f}",
                     flush=True,
                 )
+                if out.get("cpu_cores_used"):
+                    print(f"    cores used while training: {out['cpu_cores_used']}", flush=True)
     finally:
         service.stop(timeout=2.0)
         service.ctx.shutdown()

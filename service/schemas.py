@@ -96,8 +96,9 @@ class MetaTrainSpec(BaseModel):
     ] = Field(
         default="default",
         description="'default': the net 32,64,128,128 that AT-NAS's search found, meta-trained "
-        "alone (as 'fixed128'); 'search64': an evolutionary search over widths 16-64 during "
-        "meta-training, then its pick trained alone; 'small128': a net of <= 3M MACs; "
+        "alone at a meta-rate of 3e-3 ('fixed128': the same at 1e-3); 'search64': an "
+        "evolutionary search over widths 16-64 during meta-training, then its pick trained "
+        "alone; 'small128': a net of <= 3M MACs; "
         "'tiny': seconds, for smoke tests; 'wide', 'paper': larger spaces (docs/guide.md)",
     )
     budget_seconds: float = Field(default=600, ge=1, le=604800)

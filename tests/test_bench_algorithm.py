@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from atnas.presets import FOUND_128
+from atnas.presets import FOUND_128, FOUND_SMALL
 from tests.conftest import Zips
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +51,20 @@ def test_the_default_preset_is_benchmarked_as_a_search_job_runs_it(tmp_path: Pat
         # under a Conv-4/32 budget it must search the space for a net that fits
         assert task["macs"]["atnas_le_c32"] <= task["macs"]["conv4_32"]
     assert {"atnas", "meta_best", "conv4_64", "pixel_centroid"} <= set(report["summary"]["5w1s"])
+
+    # --reuse keeps a part only when what it depends on is unchanged
+    again = _run(tmp_path, *small, "--oracle-tasks", "1", "--reuse")
+    assert again.returncode == 0 and "running it again" not in again.stderr, again.stderr[-2000:]
+    more = _run(tmp_path, *small, "--oracle-tasks", "2", "--reuse")
+    assert more.returncode == 0, more.stderr[-2000:]
+    assert "eval:5w1s:0: made with other arguments" in more.stderr
+    rerun_parts = [ln for ln in more.stderr.splitlines() if "made with other arguments" in ln]
+    assert not any("meta:" in ln for ln in rerun_parts)  # the trained nets are kept
+    other = _run(tmp_path, *small, "--oracle-tasks", "2", "--reuse", "--preset", "small128")
+    assert other.returncode == 0, other.stderr[-2000:]
+    assert "meta:atnas:0: made with other arguments" in other.stderr
+    rerun = json.loads((tmp_path / "out.json").read_text())
+    assert rerun["meta"]["meta:atnas:0"]["best_encode"] == FOUND_SMALL.key()  # small128's net
 
 
 @pytest.mark.parametrize(
