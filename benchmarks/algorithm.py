@@ -60,7 +60,7 @@ from svgplot import scatter
 
 from atnas import pipeline
 from atnas.cost import arch_cost
-from atnas.errors import ConfigError
+from atnas.errors import AtnasError, ConfigError
 from atnas.evolution import Constraint
 from atnas.fitness import adapt_encode
 from atnas.floors import feature_prototype_acc, pixel_centroid_acc
@@ -362,6 +362,10 @@ def part_file(args: argparse.Namespace, part: str) -> Path:
     return workdir / f"{part.replace(':', '_')}.json"
 
 
+class PartFailed(Exception):
+    """A part's subprocess ended with an error (it printed why)."""
+
+
 def made_with(args: argparse.Namespace, part: str) -> dict[str, Any]:
     """What a part's result depends on: ``--reuse`` keeps a part only when this is unchanged.
 
@@ -393,7 +397,9 @@ def spawn(args: argparse.Namespace, part: str) -> dict[str, Any]:
         log.info("%s: made with other arguments, running it again", part)
     cmd = [sys.executable, __file__, "--part", part, *args.passthrough]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    subprocess.run(cmd, check=True, env=env)
+    done = subprocess.run(cmd, env=env)
+    if done.returncode != 0:
+        raise PartFailed(f"part {part} failed (exit status {done.returncode})")
     out = json.loads(path.read_text())
     out["made_with"] = key
     path.write_text(json.dumps(out))
@@ -449,16 +455,24 @@ def main() -> int:
         return 2
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.part:
-        return run_part(args)
+        try:
+            return run_part(args)
+        except AtnasError as exc:  # e.g. too few classes for the preset: the data's fault
+            print(f"bench: error: {args.part}: {exc}", file=sys.stderr)
+            return 2
     args.passthrough = [a for a in sys.argv[1:] if a != "--reuse"]
     started = time.time()
     metas = [f"meta:{n}:{s}" for s in args.seeds for n in NETS]
     evals = [f"eval:{k}:{s}" for s in args.seeds for k in args.settings]
     evals += [f"eval:5w1s:{s}:{d}" for s in args.seeds for d in args.domains]
-    with ThreadPoolExecutor(args.parallel) as pool:
-        meta_out = dict(zip(metas, pool.map(lambda p: spawn(args, p), metas), strict=True))
-        parts = evals + (["scratch"] if args.scratch_tasks else [])
-        eval_out = dict(zip(parts, pool.map(lambda p: spawn(args, p), parts), strict=True))
+    try:
+        with ThreadPoolExecutor(args.parallel) as pool:
+            meta_out = dict(zip(metas, pool.map(lambda p: spawn(args, p), metas), strict=True))
+            parts = evals + (["scratch"] if args.scratch_tasks else [])
+            eval_out = dict(zip(parts, pool.map(lambda p: spawn(args, p), parts), strict=True))
+    except PartFailed as exc:  # the part said why on stderr, in one line
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 2
     report: dict[str, Any] = {
         "date": dt.date.today().isoformat(),
         "command": "python " + " ".join(sys.argv),

@@ -85,3 +85,13 @@ def test_bad_settings_stop_in_one_line_before_any_work(
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "w").exists()
+
+
+def test_data_too_small_for_the_preset_stops_in_one_line(tmp_path: Path) -> None:
+    # search64 holds classes out for its fitness tasks: 8 training characters are too few
+    small = ["--seeds", "0", "--checkpoints", "0.03", "--settings", "5w1s", "--tasks", "2"]
+    done = _run(tmp_path, *small, "--preset", "search64")
+    assert done.returncode == 2
+    assert "bench: error: meta:atnas:0: 5-way tasks need 5 classes" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "bench: error: part meta:atnas:0 failed" in done.stderr.splitlines()[-1]
