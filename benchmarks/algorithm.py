@@ -391,7 +391,10 @@ def made_with(args: argparse.Namespace, part: str) -> dict[str, Any]:
 def spawn(args: argparse.Namespace, part: str) -> dict[str, Any]:
     key, path = made_with(args, part), part_file(args, part)
     if args.reuse and path.is_file():
-        out: dict[str, Any] = json.loads(path.read_text())
+        try:
+            out: dict[str, Any] = json.loads(path.read_text())
+        except (OSError, ValueError):  # a part cut short: run it again
+            out = {}
         if out.get("made_with") == key:
             return out
         log.info("%s: made with other arguments, running it again", part)

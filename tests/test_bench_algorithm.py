@@ -65,6 +65,10 @@ def test_the_default_preset_is_benchmarked_as_a_search_job_runs_it(tmp_path: Pat
     assert "meta:atnas:0: made with other arguments" in other.stderr
     rerun = json.loads((tmp_path / "out.json").read_text())
     assert rerun["meta"]["meta:atnas:0"]["best_encode"] == FOUND_SMALL.key()  # small128's net
+    (tmp_path / "w" / "eval_5w1s_0.json").write_text("{")  # a part cut short mid-write
+    cut = _run(tmp_path, *small, "--oracle-tasks", "2", "--reuse", "--preset", "small128")
+    assert cut.returncode == 0, cut.stderr[-2000:]
+    assert "eval:5w1s:0: made with other arguments" in cut.stderr
 
 
 @pytest.mark.parametrize(
