@@ -47,6 +47,7 @@ def model_card(
         "a subnet searched for this task from a meta-trained supernet, then adapted on the "
         "task's support images.\n",
         *_fallback_note(metrics),
+        *(f"**Warning:** {w}.\n" for w in metrics.get("warnings") or []),
         "## How to use it\n",
         f"Input: float32 images, shape (B, {c}, {s}, {s}) (NCHW), values in [0, 1], any batch "
         f"size B. Output: logits of shape (B, {len(classes)}), classes in the order of "

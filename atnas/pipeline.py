@@ -40,6 +40,7 @@ from atnas.limits import CostLimits, check_feasible, within
 from atnas.metatrain import MetaState, MetaTrainConfig, MetaTrainer, Progress
 from atnas.presets import PRESETS, get_preset
 from atnas.search import Generation, SearchConfig, SearchResult, query_accuracy, search
+from atnas.space import Encode
 from atnas.supernet import class_means
 from atnas.tasks import TaskSampler, to_float
 
@@ -332,8 +333,32 @@ def search_task(
             "check": None if floor_check is None else floor_check.to_json(),
         },
         "model": "subnet" if pixels is None else "pixel_centroid",
+        "warnings": untrained_warnings(state, result.encode, limits, n_way),
     }
     return TaskOutcome(result, task.support.names, query_acc, metrics, pixels)
+
+
+def untrained_warnings(
+    state: MetaState, chosen: Encode, limits: CostLimits, n_way: int
+) -> list[str]:
+    """What a user must know before deploying ``chosen``: when the supernet meta-trained one
+    fixed net (the ``default``, ``fixed128`` and ``small128`` presets) and the search returned
+    another (cost limits ruled the net out, or a search was asked for), the chosen net was
+    never meta-trained as such: on the default's supernet the nets within Conv-4/16's cost
+    scored far below Conv-4/16 meta-trained alone (docs/benchmarks.md)."""
+    trained = state.config.fixed_encode
+    if trained is None or chosen == trained:
+        return []
+    cost = arch_cost(state.space, trained, state.config.image_size, n_way)
+    bounds = ", ".join(f"{k} {v}" for k, v in limits.to_json().items() if v is not None)
+    why = f"the limits ({bounds}) ruled it out" if bounds else "the search chose another"
+    return [
+        f"this supernet meta-trained one net ({trained.key()}, {cost.flops / 1e6:.2f}M MACs) "
+        f"and {why}: the chosen net was never meta-trained as such (its channels were "
+        "trained only as part of that net, or not at all), so expect it to score well below "
+        "a net meta-trained at its cost (meta-train the preset 'small128' for <= 3M MACs, or "
+        "a searching preset such as 'search64')"
+    ]
 
 
 def task_image_config(state: MetaState) -> ImageConfig:

@@ -339,7 +339,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         f"{cost['latency_ms']:.2f} ms per image\n{_floors_line(outcome.metrics['floors'])}\n"
         f"search {outcome.result.search_seconds:.1f}s + "
         f"adaptation {outcome.result.adapt_seconds:.1f}s ({outcome.result.evaluations} "
-        f"candidates)\nmodel files in {args.out}",
+        f"candidates)\nmodel files in {args.out}"
+        + "".join(f"\nwarning: {w}" for w in outcome.metrics["warnings"]),
     )
     return 0
 

@@ -36,10 +36,16 @@ class Script:
     (or fails with ``fail``). ``gate`` holds each job before its first step until set."""
 
     def __init__(
-        self, steps: int = 4, step_s: float = 0.3, fail: str | None = None, pixels: bool = False
+        self,
+        steps: int = 4,
+        step_s: float = 0.3,
+        fail: str | None = None,
+        pixels: bool = False,
+        warnings: tuple[str, ...] = (),
     ) -> None:
         self.steps, self.step_s, self.fail = steps, step_s, fail
         self.pixels = pixels  # a search ships the pixel centroid, as its result says
+        self.warnings = list(warnings)  # a search's result carries these warnings
         self.gate = threading.Event()
         self.gate.set()
 
@@ -78,6 +84,7 @@ class Script:
             check = {"model_acc": 0.6, "pixel_acc": 0.8, "folds": 3, "held_out": 15}
             result["model"] = "pixel_centroid" if self.pixels else "subnet"
             result["floors"] = {"check": {**check, "use_pixels": True} if self.pixels else None}
+            result["warnings"] = self.warnings
         return result
 
     @staticmethod

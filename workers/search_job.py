@@ -138,6 +138,8 @@ def _summary(outcome: pipeline.TaskOutcome, artifacts: list[str]) -> dict[str, A
         # "subnet", or "pixel_centroid" when that beat the subnet on held-out support images
         "model": outcome.metrics["model"],
         "front": outcome.metrics["front"],
+        # What to know before deploying it (e.g. a net whose channels were never meta-trained)
+        "warnings": outcome.metrics["warnings"],
         "classes": outcome.classes,
         "artifacts": artifacts,
     }

@@ -80,7 +80,7 @@ from atnas.data import ImageSet
 from atnas.errors import AtnasError
 from atnas.floors import check_pixel_floor, feature_prototype_acc, pixel_centroid_acc
 from atnas.learner import InnerConfig
-from atnas.metastate import MetaState
+from atnas.metastate import MetaState, Progress
 from atnas.presets import PRESETS
 from atnas.search import SearchConfig
 from atnas.space import DEFAULT_WIDTHS, Encode, LayerChoice, SearchSpace
@@ -115,8 +115,16 @@ def train(args: argparse.Namespace) -> None:
         preset = "screen"
     held_out = META_VAL + PROBE if args.probe else META_VAL
     images = pipeline.load_meta_images([args.data]).select(exclude=held_out)
+    if args.snap and (
+        "fixed_encode" not in over or over.get("meta_lr_schedule", "constant") != "constant"
+    ):
+        # A search's focus phase and an annealed rate depend on the budget: a snapshot of
+        # such a run is not a shorter run.
+        raise SystemExit("--snap is for fixed nets at a constant meta-rate")
+    snaps = sorted(snap_arg(s) for s in args.snap)
+    args.dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    state = pipeline.meta_train(
+    trainer = pipeline.meta_trainer(
         images,
         preset,
         budget_seconds=args.seconds,
@@ -125,7 +133,16 @@ def train(args: argparse.Namespace) -> None:
         device=torch.device("cpu"),
         **over,
     )
-    args.dir.mkdir(parents=True, exist_ok=True)
+
+    def on_progress(p: Progress) -> None:
+        # A snapshot of the run as it stood at SECONDS: for a fixed net at a constant rate,
+        # the same as a run with that budget (nothing else in the loop reads the budget).
+        while snaps and p.elapsed >= snaps[0][0]:
+            at, name = snaps.pop(0)
+            trainer.state.save(args.dir / f"{name}.pt")
+            print(json.dumps({"snapshot": name, "at": at, "iterations": p.iteration}), flush=True)
+
+    state = trainer.run(on_progress, None, None)
     state.save(args.dir / f"{args.name}.pt")
     rounds = [(h.get("kind"), h["iteration"], h["best_encode"]) for h in state.ea_history[-2:]]
     print(
@@ -140,6 +157,23 @@ def train(args: argparse.Namespace) -> None:
         ),
         flush=True,
     )
+
+
+def chain(widths: str) -> Encode:
+    """A chain of conv3x3 layers of these comma-separated widths (``eval --also``)."""
+    return Encode(tuple(LayerChoice("conv3x3", int(w)) for w in widths.split(",")))
+
+
+def snap_arg(text: str) -> tuple[float, str]:
+    """``SECONDS:NAME`` of ``train --snap``."""
+    at, sep, name = text.partition(":")
+    try:
+        seconds = float(at)
+    except ValueError:
+        seconds = -1.0
+    if not sep or not name or not seconds > 0:
+        raise SystemExit(f"--snap takes SECONDS:NAME, got {text!r}")
+    return seconds, name
 
 
 def eval_images(args: argparse.Namespace, image_size: int) -> ImageSet:
@@ -229,6 +263,11 @@ def evaluate(args: argparse.Namespace) -> None:
                                 way,
                             )
                         )
+                    for also in args.also:  # a fixed net of the arm's supernet, as is
+                        arm, _, widths = also.rpartition("=")
+                        if arm in ("", n):
+                            acc = adapted_acc(st, chain(widths), task, inner)
+                            accs.setdefault(f"{n}/{widths}", []).append(acc)
                     if st.config.fixed_encode is None and not args.no_c4:
                         c4 = st.space.conv4()
                         accs.setdefault(f"{n}/c4", []).append(adapted_acc(st, c4, task, inner))
@@ -413,6 +452,13 @@ def main() -> None:
     t.add_argument("seconds", type=float)
     t.add_argument("overrides", nargs="?", default="{}")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument(
+        "--snap",
+        action="append",
+        default=[],
+        metavar="SECONDS:NAME",
+        help="also save the run as it stood at SECONDS as NAME (fixed nets: G's 10-of-20 minutes)",
+    )
     e = sub.add_parser("eval")
     e.add_argument("names", help="comma-separated arms; the first is the baseline")
     e.add_argument("tasks", type=int, nargs="?", default=150)
@@ -433,6 +479,14 @@ def main() -> None:
         "(NAME/proto)",
     )
     e.add_argument("--no-c4", action="store_true", help="skip the Conv-4 path of supernets")
+    e.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="[ARM=]W1,W2,..",
+        help="also adapt this conv3x3 chain on every arm's supernet (or ARM's only), as "
+        "NAME/W1,W2,.. (e.g. the Conv-4/32 slice of a net trained alone)",
+    )
     e.add_argument(
         "--fallback",
         action="store_true",

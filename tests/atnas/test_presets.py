@@ -14,6 +14,7 @@ from atnas.errors import ConfigError
 from atnas.learner import InnerConfig
 from atnas.limits import CostLimits
 from atnas.metastate import MetaState
+from atnas.modelcard import model_card
 from atnas.presets import FOUND_128, FOUND_SMALL, PRESETS, get_preset
 from atnas.search import SearchConfig
 from tests.atnas.conftest import synthetic_images, synthetic_task
@@ -95,7 +96,31 @@ def test_fixed128_trains_late128s_usual_pick_alone_and_its_search_adapts_only_th
     assert pipeline.search_defaults(state, CostLimits(max_macs=10**6)) == fixed.search
     task = synthetic_task(way=5, shot=1, query=1, size=12)
     outcome = pipeline.search_task(state, task, device=torch.device("cpu"))
-    assert outcome.result.encode == net
+    assert outcome.result.encode == net and outcome.metrics["warnings"] == []
+
+
+def test_a_limit_that_rules_out_the_one_trained_net_comes_with_a_warning() -> None:
+    state = _short_run("small128", 1)
+    net = get_preset("small128").meta.fixed_encode
+    task = synthetic_task(way=5, shot=1, query=1, size=12)
+    limit = arch_cost(state.space, net, 12, 5).flops - 1
+    outcome = pipeline.search_task(
+        state, task, limits=CostLimits(max_macs=limit), device=torch.device("cpu")
+    )
+    assert outcome.result.encode != net and outcome.metrics["cost"]["macs"] <= limit
+    [warning] = outcome.metrics["warnings"]
+    assert f"meta-trained one net ({net.key()}" in warning
+    assert f"max_macs {limit}" in warning and "never meta-trained as such" in warning
+    card = model_card(
+        state.space,
+        outcome.result.encode,
+        arch_cost(state.space, outcome.result.encode, 12, 5),
+        outcome.classes,
+        12,
+        outcome.metrics,
+        {},
+    )
+    assert f"**Warning:** {warning}." in card
 
 
 def test_small128_trains_a_net_within_conv4_32s_cost_alone() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
+from atnas.cost import arch_cost
 from atnas.limits import cheapest
 from atnas_cli.main import main
 from tests.atnas.conftest import class_files, tiny_state, write_zip
@@ -97,3 +99,28 @@ def test_a_bad_meta_training_setting_is_one_line_and_writes_nothing(
     err = capsys.readouterr().err
     assert err.startswith(message) and err.count("\n") == 1
     assert not out.exists()  # checked before the data is read or a folder is made
+
+
+def test_a_bound_that_rules_out_the_one_trained_net_is_warned_of(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tiny_state()  # as if it had meta-trained its dearest member alone
+    size = state.config.image_size
+    net = max(
+        (m.encode for m in state.population), key=lambda e: arch_cost(state.space, e, size, 3).flops
+    )
+    state.config = dataclasses.replace(state.config, fixed_encode=net)
+    state.save(tmp_path / "supernet.pt")
+    members = class_files({"a": 3, "b": 3, "c": 3}, prefix="support/", size=8)
+    files = tmp_path / "supernet.pt", write_zip(tmp_path / "task.zip", members)
+    limit = arch_cost(state.space, net, size, 3).flops - 1
+    assert cheapest(state.space, size, 3).macs <= limit
+    assert main(_search(files, tmp_path / "model", "--max-macs", str(limit))) == 0
+    out = capsys.readouterr().out
+    said = f"warning: this supernet meta-trained one net ({net.key()}"
+    assert said in out and f"the limits (max_macs {limit}) ruled it out" in out
+    assert (
+        "**Warning:** this supernet meta-trained" in (tmp_path / "model" / "README.md").read_text()
+    )
+    metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert len(metrics["warnings"]) == 1

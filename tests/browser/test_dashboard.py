@@ -88,17 +88,25 @@ def test_a_job_appears_changes_status_and_its_page_plots_it(
     expect(row.locator(".status")).to_have_text("succeeded")
 
 
-def test_a_search_jobs_page_draws_fitness_front_and_architecture(
-    server: LiveServer, settings: Settings, redis_client: redis.Redis, tmp_path: Path, page: Page
-) -> None:
+def _scripted_search(
+    server: LiveServer, settings: Settings, redis_client: redis.Redis, script: Script
+) -> str:
+    """A search job run to its end by a scripted dispatcher; its id."""
     job, _ = server.services.jobs.create(JobKind.search, SearchSpec(supernet="s", dataset="d"))
-    with scripted_dispatcher(settings, redis_client, Script(steps=5, step_s=0.05)):
+    with scripted_dispatcher(settings, redis_client, script):
         deadline = time.monotonic() + 20
         while not server.services.jobs.get(job.id).status.terminal:
             assert time.monotonic() < deadline, "the scripted search did not finish"
             time.sleep(0.05)
-    assert server.services.jobs.get(job.id).status is JobStatus.succeeded
-    page.goto(f"{server.url}/#/jobs/{job.id}")
+    return job.id
+
+
+def test_a_search_jobs_page_draws_fitness_front_and_architecture(
+    server: LiveServer, settings: Settings, redis_client: redis.Redis, tmp_path: Path, page: Page
+) -> None:
+    job_id = _scripted_search(server, settings, redis_client, Script(steps=5, step_s=0.05))
+    assert server.services.jobs.get(job_id).status is JobStatus.succeeded
+    page.goto(f"{server.url}/#/jobs/{job_id}")
     expect(page.locator("#job-meta .status")).to_have_text("succeeded")
     best = page.locator('.plot path.series[data-series="best"]')
     expect(best).to_have_attribute("data-points", "5")  # one point per generation
@@ -121,17 +129,27 @@ def test_a_search_jobs_page_draws_fitness_front_and_architecture(
 def test_a_search_that_shipped_the_pixels_says_so_above_the_drawing(
     server: LiveServer, settings: Settings, redis_client: redis.Redis, page: Page
 ) -> None:
-    job, _ = server.services.jobs.create(JobKind.search, SearchSpec(supernet="s", dataset="d"))
-    with scripted_dispatcher(settings, redis_client, Script(steps=2, step_s=0.05, pixels=True)):
-        deadline = time.monotonic() + 20
-        while not server.services.jobs.get(job.id).status.terminal:
-            assert time.monotonic() < deadline, "the scripted search did not finish"
-            time.sleep(0.05)
-    page.goto(f"{server.url}/#/jobs/{job.id}")
+    job_id = _scripted_search(
+        server, settings, redis_client, Script(steps=2, step_s=0.05, pixels=True)
+    )
+    page.goto(f"{server.url}/#/jobs/{job_id}")
     note = page.locator("#arch .shipped")
     expect(note).to_contain_text("nearest-centroid classifier on raw pixels")
     expect(note).to_contain_text("pixels 0.800, adapted net 0.600")
     expect(page.locator("#arch g.layer")).to_have_count(2)  # the replaced net, still drawn
+
+
+def test_a_search_results_warnings_stand_above_the_drawing(
+    server: LiveServer, settings: Settings, redis_client: redis.Redis, page: Page
+) -> None:
+    said = "this supernet meta-trained one net <b>(x)</b>"
+    job_id = _scripted_search(
+        server, settings, redis_client, Script(steps=2, step_s=0.05, warnings=(said,))
+    )
+    page.goto(f"{server.url}/#/jobs/{job_id}")
+    note = page.locator("#arch .warning")
+    expect(note).to_have_text(f"Warning: {said}")  # as text: the result is not HTML
+    expect(page.locator("#arch .shipped")).to_have_count(1)  # the warning only: a net shipped
 
 
 def test_datasets_page_shows_class_counts_and_thumbnails(

@@ -133,6 +133,7 @@ def test_a_bounded_search_returns_a_net_and_a_front_within_the_bound(
     metrics = json.loads(ctx.artifacts.path(job.id, "metrics.json").read_text())
     assert metrics["cost"]["macs"] == result["macs"]
     assert metrics["limits"]["max_macs"] == limit
+    assert result["warnings"] == metrics["warnings"] == []  # a searching supernet: no warning
     # The result's fitness is the number the progress showed for the best of the last generation.
     seen = ctx.jobs.seen  # type: ignore[attr-defined]
     last_search = [p for p in seen if p.phase == "search" and p.best_fitness is not None][-1]

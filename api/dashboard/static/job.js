@@ -79,7 +79,13 @@ async function finalPlots(job, names) {
   }
   const arch = await artifactJson(job.id, names, "arch.json");
   const classes = job.result && job.result.classes ? job.result.classes.length : null;
-  return { plots: out, arch: arch ? shippedNote(job.result) + archDrawing(arch, classes) : "" };
+  return { plots: out, arch: arch ? notes(job.result) + archDrawing(arch, classes) : "" };
+}
+
+/** The result's warnings (e.g. a net never meta-trained as such), then shippedNote's. */
+function notes(result) {
+  const warnings = (result && result.warnings) || [];
+  return warnings.map((w) => `<p class="shipped warning"><b>Warning:</b> ${esc(w)}</p>`).join("") + shippedNote(result);
 }
 
 /** When the pixel fallback shipped, says so above the drawing of the net it replaced. */

@@ -1,0 +1,63 @@
+"""benchmarks/sweep/screen.py ``train --snap``: one run saved at an earlier time as well (G)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from atnas.metastate import MetaState
+from tests.conftest import Zips
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "sweep" / "screen.py"
+META_VAL = ["Armenian", "Bengali", "Hebrew", "Korean", "Tifinagh"]
+
+
+def _train(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    classes = {f"{a}/character{c:02d}": 8 for a in ["Latin", "Greek", *META_VAL] for c in range(5)}
+    data = Zips.write(tmp_path / "o.zip", Zips.classes(classes, wrapper="images_background/"))
+    cmd = [sys.executable, str(SCRIPT), "--data", str(data), "--dir", str(tmp_path / "out")]
+    return subprocess.run(
+        [*cmd, "train", *args], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
+
+
+def test_a_snapshot_is_the_same_run_earlier(tmp_path: Path) -> None:
+    done = _train(tmp_path, "c_s0", "6", '{"conv4": 16}', "--snap", "2:c2_s0")
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    snap, final = lines[0], lines[-1]
+    assert snap["snapshot"] == "c2_s0" and snap["at"] == 2.0
+    early, _ = MetaState.load(tmp_path / "out" / "c2_s0.pt")
+    late, _ = MetaState.load(tmp_path / "out" / "c_s0.pt")
+    assert 0 < early.iteration == snap["iterations"] < late.iteration == final["iterations"]
+    assert 2.0 <= early.elapsed < late.elapsed
+    # the snapshot's curve is the start of the final one: one run, not two
+    assert late.curve[: len(early.curve)] == early.curve
+
+
+def test_a_snapshot_of_a_search_is_refused_in_one_line(tmp_path: Path) -> None:
+    done = _train(tmp_path, "s", "3", "{}", "--snap", "1:s1")
+    assert done.returncode == 1
+    assert done.stderr.strip() == "--snap is for fixed nets at a constant meta-rate"
+    assert not (tmp_path / "out").exists()
+    bad = _train(tmp_path, "c", "3", '{"conv4": 16}', "--snap", "soon")
+    assert bad.returncode == 1 and "--snap takes SECONDS:NAME" in bad.stderr
+
+
+def test_eval_also_adapts_a_chain_of_an_arms_supernet(tmp_path: Path) -> None:
+    done = _train(tmp_path, "c_s0", "3", '{"conv4": 16}')
+    assert done.returncode == 0, done.stderr[-2000:]
+    data, out = tmp_path / "o.zip", tmp_path / "e.json"
+    cmd = [sys.executable, str(SCRIPT), "--data", str(data), "--dir", str(tmp_path / "out")]
+    cmd += ["eval", "c", "3", "--seeds", "0", "--no-c4", "--out", str(out), "--ways", "5"]
+    cmd += ["--also", "c=16,16,16,16", "--also", "x=8,8,8,8", "--also", "16,16,8,8"]
+    ran = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    acc = json.loads(out.read_text())["settings"]["5w1s"]["acc"]
+    # the arm's own net as a chain is the arm's net: the same accuracies; another arm's
+    # chain is not run on this one; a chain for every arm is
+    assert set(acc) == {"c", "c/16,16,16,16", "c/16,16,8,8"}
+    assert acc["c/16,16,16,16"] == acc["c"] and len(acc["c/16,16,8,8"]) == 3
