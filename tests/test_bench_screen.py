@@ -61,3 +61,8 @@ def test_eval_also_adapts_a_chain_of_an_arms_supernet(tmp_path: Path) -> None:
     # chain is not run on this one; a chain for every arm is
     assert set(acc) == {"c", "c/16,16,16,16", "c/16,16,8,8"}
     assert acc["c/16,16,16,16"] == acc["c"] and len(acc["c/16,16,8,8"]) == 3
+    cmd[-6:] = ["--also", "c=16,x"]
+    bad = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert bad.returncode == 1 and bad.stderr.strip() == (
+        "--also takes [ARM=]W1,W2,.. (whole numbers), got '16,x'"
+    )

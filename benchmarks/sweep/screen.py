@@ -161,7 +161,10 @@ def train(args: argparse.Namespace) -> None:
 
 def chain(widths: str) -> Encode:
     """A chain of conv3x3 layers of these comma-separated widths (``eval --also``)."""
-    return Encode(tuple(LayerChoice("conv3x3", int(w)) for w in widths.split(",")))
+    try:
+        return Encode(tuple(LayerChoice("conv3x3", int(w)) for w in widths.split(",")))
+    except ValueError:
+        raise SystemExit(f"--also takes [ARM=]W1,W2,.. (whole numbers), got {widths!r}") from None
 
 
 def snap_arg(text: str) -> tuple[float, str]:
