@@ -55,7 +55,18 @@
   (3 seeds, 600 / 198 paired tasks) it scored **+2.92 +- 0.49 (5w1s) / +5.18 +- 0.61 (20w1s)**
   against Conv-4/32 trained alone; that search itself, run per run, +0.1 / -0.2. At 20
   minutes (one probe seed, ~6,000 iterations) the lead was gone: +0.1 / +0.8
-  (docs/benchmarks.md, "Issue 6, round 11"): a short-budget preset.
+  (docs/benchmarks.md, "Issue 6, round 11"): a short-budget preset. Round 18 (2 more probe
+  seeds): +1.22 / +3.59 at 10 minutes, -0.37 / +2.38 at 20; ``smallsep`` replaces it for
+  <= 3M MACs (kept by name).
+- ``smallsep``: for a budget of <= 3M MACs per image since 2026-12-05 (round 19): the default's
+  widths ``32,64,128,128`` (found by AT-NAS's search and widening rule, rounds 9-10) with layers
+  2-4 as separable 3x3 convolutions of the space (depthwise 3x3, then pointwise 1x1; a step
+  taken by hand, not by the search), meta-trained alone at the default's rate 3e-3: **1.49M
+  MACs, 45% under Conv-4/32**, 30,629 parameters (Conv-4/32: 28,485). On the probe alphabets
+  (3 seeds, 600 / 198 paired tasks) it scored **+2.44 +- 0.54 (5w1s) / +4.36 +- 0.64 (20w1s)**
+  against Conv-4/32 trained alone at 10 minutes and **+3.39 +- 0.54 / +6.98 +- 0.68** at 20,
+  by a rule written before the runs (docs/benchmarks.md, "Issue 6, round 19"); about 15% fewer
+  iterations per minute than Conv-4/32 on 2 cores.
 - ``wide``: ``search64``'s budget over all 7 ops (conv 5x5, dilated and separable convolutions,
   max-pool + 1x1, identity): for users who can meta-train longer.
 - ``paper``: a larger space and budget in the spirit of the paper, meant for a GPU.
@@ -83,6 +94,10 @@ FOUND_128 = _conv3x3_chain(32, 64, 128, 128)
 #: The net of ``small128``: what ``late128``'s rule at Conv-4/32's cost picked on the tuning
 #: alphabets (round 11).
 FOUND_SMALL = _conv3x3_chain(16, 32, 32, 128)
+#: The space of ``smallsep``: ``late128``'s widths with separable 3x3 convolutions beside conv 3x3.
+SEP_SPACE = SearchSpace(ops=("conv3x3", "sepconv3x3"), widths=(16, 32, 48, 64, 128))
+#: The net of ``smallsep``: the default's widths, layers 2-4 separable (round 19).
+FOUND_SEP = Encode.of(("conv3x3", 32), ("sepconv3x3", 64), ("sepconv3x3", 128), ("sepconv3x3", 128))
 #: Adam's rate of the ``default`` preset's meta-training (the library's own default is 1e-3):
 #: better for the default's net at 20 minutes on 2 cores (issue 6, rounds 15-16).
 DEFAULT_META_LR = 3e-3
@@ -149,6 +164,12 @@ PRESETS: dict[str, Preset] = {
         "small128",
         LATE128_SPACE,
         MetaTrainConfig(fixed_encode=FOUND_SMALL),
+        SearchConfig(),
+    ),
+    "smallsep": Preset(
+        "smallsep",
+        SEP_SPACE,
+        MetaTrainConfig(fixed_encode=FOUND_SEP, meta_lr=DEFAULT_META_LR),
         SearchConfig(),
     ),
     "wide": Preset(

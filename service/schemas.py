@@ -15,7 +15,7 @@ MAX_ITERATIONS = 10_000_000
 MAX_WORKERS = 1024
 MAX_COST = 10**15
 #: Presets that meta-train one fixed net (no search during meta-training; atnas.presets).
-FIXED_NET_PRESETS = ("default", "fixed128", "small128")
+FIXED_NET_PRESETS = ("default", "fixed128", "small128", "smallsep")
 
 
 class JobKind(str, Enum):
@@ -92,13 +92,21 @@ class MetaTrainSpec(BaseModel):
     )
     algorithm: Literal["fomaml", "maml", "reptile"] = "fomaml"
     preset: Literal[
-        "tiny", "default", "search64", "late128", "fixed128", "small128", "wide", "paper"
+        "tiny",
+        "default",
+        "search64",
+        "late128",
+        "fixed128",
+        "small128",
+        "smallsep",
+        "wide",
+        "paper",
     ] = Field(
         default="default",
         description="'default': the net 32,64,128,128 that AT-NAS's search found, meta-trained "
         "alone at a meta-rate of 3e-3 ('fixed128': the same at 1e-3); 'search64': an "
         "evolutionary search over widths 16-64 during meta-training, then its pick trained "
-        "alone; 'small128': a net of <= 3M MACs; "
+        "alone; 'smallsep': a net of <= 3M MACs (1.49M; 'small128': an earlier one); "
         "'tiny': seconds, for smoke tests; 'wide', 'paper': larger spaces (docs/guide.md)",
     )
     budget_seconds: float = Field(default=600, ge=1, le=604800)

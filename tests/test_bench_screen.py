@@ -66,3 +66,16 @@ def test_eval_also_adapts_a_chain_of_an_arms_supernet(tmp_path: Path) -> None:
     assert bad.returncode == 1 and bad.stderr.strip() == (
         "--also takes [ARM=]W1,W2,.. (whole numbers), got '16,x'"
     )
+
+
+def test_a_fixed_chain_can_name_its_ops(tmp_path: Path) -> None:
+    chain = '{"fixed": [8, "sepconv3x3:16", "sepconv3x3:16", 16]}'
+    done = _train(tmp_path, "sep", "2", chain)
+    assert done.returncode == 0, done.stderr[-2000:]
+    state, _ = MetaState.load(tmp_path / "out" / "sep.pt")
+    assert state.best_encode().key() == ("conv3x3:8|sepconv3x3:16|sepconv3x3:16|conv3x3:16")
+    assert set(state.space.ops) == {"conv3x3", "sepconv3x3"}
+    for bad_item in ['"nosuchop:16"', '"sepconv3x3:0"', '"16.5"']:
+        bad = _train(tmp_path, "bad", "2", f'{{"fixed": [8, {bad_item}]}}')
+        assert bad.returncode == 1 and bad.stderr.count("\n") == 1, bad.stderr
+        assert "is not a width or" in bad.stderr

@@ -2,7 +2,8 @@
 
 ``train`` meta-trains one arm for SECONDS (one torch thread; run two at a time on 2 cores) with
 MetaTrainConfig overrides as JSON (plus ``"conv4": W`` for a fixed Conv-4 of width W,
-``"fixed": [W1, W2, ...]`` for a fixed chain of conv3x3 layers of those widths, and
+``"fixed": [W1, W2, ...]`` for a fixed chain of conv3x3 layers of those widths (an item
+``"op:W"`` names another op of :mod:`atnas.ops`, e.g. ``"sepconv3x3:64"``), and
 ``"widths": [...]`` for a slimmable space of those widths) and saves it to ``--dir``. ``eval``
 adapts every named arm's best encode (and the Conv-4 path of each supernet, as ``NAME/c4``)
 on the same 5w1s and 20w1s tasks and prints each arm's paired difference to the first.
@@ -81,6 +82,7 @@ from atnas.errors import AtnasError
 from atnas.floors import check_pixel_floor, feature_prototype_acc, pixel_centroid_acc
 from atnas.learner import InnerConfig
 from atnas.metastate import MetaState, Progress
+from atnas.ops import OPS
 from atnas.presets import PRESETS
 from atnas.search import SearchConfig
 from atnas.space import DEFAULT_WIDTHS, Encode, LayerChoice, SearchSpace
@@ -98,6 +100,19 @@ PROBE = [
 ]
 
 
+def fixed_layers(items: Any) -> tuple[LayerChoice, ...]:
+    """``"fixed"``'s layers: a width is a conv3x3 layer, ``"op:width"`` names its op."""
+    if not isinstance(items, list) or not items:
+        raise SystemExit('"fixed" must be a non-empty list of widths or "op:width" strings')
+    layers = []
+    for item in items:
+        op, _, width = str(item).rpartition(":")
+        if not width.isdigit() or int(width) < 1 or (op and op not in OPS):
+            raise SystemExit(f'"fixed": {item!r} is not a width or "op:width" (ops: {sorted(OPS)})')
+        layers.append(LayerChoice(op or "conv3x3", int(width)))
+    return tuple(layers)
+
+
 def train(args: argparse.Namespace) -> None:
     over: dict[str, Any] = json.loads(args.overrides)
     if "inner" in over:
@@ -105,12 +120,15 @@ def train(args: argparse.Namespace) -> None:
     if "conv4" in over:
         over["fixed_encode"] = conv4(over.pop("conv4"))
     preset = "search64"
-    if "fixed" in over:  # a fixed chain of conv3x3 layers of these widths
-        widths = [int(w) for w in over.pop("fixed")]
-        over["fixed_encode"] = Encode(tuple(LayerChoice("conv3x3", w) for w in widths))
-        over.setdefault("widths", sorted(set(widths) | set(DEFAULT_WIDTHS)))
+    ops: tuple[str, ...] = ("conv3x3",)
+    if "fixed" in over:  # a fixed chain of layers: widths (conv3x3) or "op:width"
+        layers = fixed_layers(over.pop("fixed"))
+        over["fixed_encode"] = Encode(layers)
+        widths = {c.width for c in layers}
+        ops += tuple(sorted({c.op for c in layers} - set(ops)))
+        over.setdefault("widths", sorted(widths | set(DEFAULT_WIDTHS)))
     if "widths" in over:
-        space = SearchSpace(ops=("conv3x3",), widths=tuple(over.pop("widths")))
+        space = SearchSpace(ops=ops, widths=tuple(over.pop("widths")))
         PRESETS["screen"] = dataclasses.replace(PRESETS["search64"], space=space)
         preset = "screen"
     held_out = META_VAL + PROBE if args.probe else META_VAL

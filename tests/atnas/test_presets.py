@@ -37,7 +37,8 @@ def _short_run(preset: str, iterations: int, **extra: Any) -> MetaState:
 
 
 @pytest.mark.parametrize(
-    "name", ["tiny", "default", "search64", "late128", "fixed128", "small128", "wide", "paper"]
+    "name",
+    ["tiny", "default", "search64", "late128", "fixed128", "small128", "smallsep", "wide", "paper"],
 )
 def test_preset_exists_and_is_consistent(name: str) -> None:
     p = get_preset(name)
@@ -46,12 +47,13 @@ def test_preset_exists_and_is_consistent(name: str) -> None:
     # search64 searches widths of a slimmable Conv-4; wide and paper ops and widths
     slimmable = name in {"default", "search64", "late128", "fixed128", "small128"}
     slimmable = slimmable and p.space.ops == ("conv3x3",)
-    assert len(p.space.ops) >= 6 or slimmable
+    separable = name == "smallsep" and p.space.ops == ("conv3x3", "sepconv3x3")
+    assert len(p.space.ops) >= 6 or slimmable or separable
     assert len(p.space.widths) >= 2
     assert p.space.conv4() in {p.space.conv4()}  # Conv-4 is a point of every preset's space
     assert p.search.seed_top <= p.search.population
     assert 0.0 < p.fitness_fraction < 1.0
-    fixed = name in {"default", "fixed128", "small128"}  # these skip the EA: a found net, alone
+    fixed = name in {"default", "fixed128", "small128", "smallsep"}  # one net, alone: no EA
     assert (p.meta.fixed_encode is None) == (not fixed)
 
 
@@ -72,7 +74,7 @@ def test_the_default_is_fixed128s_net_trained_alone() -> None:
 
 
 def test_search_settings_are_refused_for_a_fixed_net_preset() -> None:
-    for preset in ("default", "fixed128", "small128"):
+    for preset in ("default", "fixed128", "small128", "smallsep"):
         with pytest.raises(ConfigError, match=f"preset '{preset}' meta-trains one fixed net"):
             pipeline.meta_config(preset, focus=0.5, final_widen=0.1)
     with pytest.raises(ConfigError, match="focus must be in"):  # a range error comes first
@@ -133,6 +135,25 @@ def test_small128_trains_a_net_within_conv4_32s_cost_alone() -> None:
     state = _short_run("small128", 1)
     assert [m.encode for m in state.population] == [net]
     assert pipeline.search_defaults(state).population == 1  # adapts that net, searches nothing
+
+
+def test_smallsep_trains_the_defaults_widths_separable_under_conv4_32s_cost() -> None:
+    sep, default = get_preset("smallsep"), get_preset("default")
+    net = sep.meta.fixed_encode
+    assert net is not None and sep.space.is_valid(net)
+    assert [c.width for c in net.layers] == [c.width for c in FOUND_128.layers]
+    assert [c.op for c in net.layers] == ["conv3x3"] + ["sepconv3x3"] * 3
+    assert sep.meta.meta_lr == default.meta.meta_lr == 3e-3
+    conv4_32 = sep.space.up_to(32).conv4()
+    cost, c32 = arch_cost(sep.space, net, 28, 5), arch_cost(sep.space, conv4_32, 28, 5)
+    assert cost.flops <= 0.56 * c32.flops  # 1.49M vs 2.70M MACs
+    assert cost.params <= 1.08 * c32.params  # 30,629 vs 28,485 parameters
+    state = _short_run("smallsep", 1)
+    assert [m.encode for m in state.population] == [net]
+    assert pipeline.search_defaults(state).population == 1  # adapts that net, searches nothing
+    task = synthetic_task(way=5, shot=1, query=1, size=12)
+    outcome = pipeline.search_task(state, task, device=torch.device("cpu"))
+    assert outcome.result.encode == net and outcome.metrics["warnings"] == []
 
 
 def test_paper_preset_is_bigger_than_default() -> None:
