@@ -25,6 +25,7 @@ from atnas.collective import Collective
 from atnas.cost import arch_cost
 from atnas.data import ImageConfig, ImageSet, TaskData, load_images
 from atnas.errors import ConfigError, ConstraintError, DatasetError
+from atnas.evolution import Constraint
 from atnas.export import PixelCentroids
 from atnas.fitness import EvaluatorFactory, support_splits
 from atnas.floors import (
@@ -207,7 +208,9 @@ def task_tensors(task: TaskData) -> tuple[torch.Tensor, torch.Tensor, int]:
     return x, y, s.num_classes
 
 
-def search_defaults(state: MetaState, limits: CostLimits | None = None) -> SearchConfig:
+def search_defaults(
+    state: MetaState, limits: CostLimits | None = None, fits: Constraint | None = None
+) -> SearchConfig:
     """The search settings of the preset that ``state`` was meta-trained with.
 
     A focused supernet (meta-trained with ``focus``) trained its chosen encode alone at the
@@ -215,13 +218,16 @@ def search_defaults(state: MetaState, limits: CostLimits | None = None) -> Searc
     benchmark the per-task search then picked worse nets (docs/benchmarks.md, "Issue 6").
     So does a supernet that trained one fixed encode (``fixed_encode``, e.g. the preset
     ``fixed128``): the other encodes hold untrained channels. With limits it searches as the
-    preset says. An explicit population or generation count (in the job spec or at the CLI)
-    still asks for a full search.
+    preset says, unless ``fits`` (the limits as a predicate, see :func:`atnas.limits.within`)
+    says that one trained net meets them: then it adapts that net alone, as without limits.
+    An explicit population or generation count (in the job spec or at the CLI) still asks
+    for a full search.
     """
     name = state.config.preset
     cfg = PRESETS[name].search if name in PRESETS else SearchConfig()
-    one_net = state.focus is not None or state.config.fixed_encode is not None
-    if one_net and (limits is None or limits.empty):
+    net = state.focus if state.focus is not None else state.config.fixed_encode
+    unbounded = limits is None or limits.empty
+    if net is not None and (unbounded or (fits is not None and fits(net))):
         cfg = dataclasses.replace(cfg, population=1, generations=0, seed_top=1)
     return cfg
 
@@ -247,7 +253,6 @@ def search_task(
     the report only. ``check`` is called about every half second while candidates are scored
     (see :func:`atnas.search.search`); raise from it to stop.
     """
-    cfg = config or search_defaults(state, limits)
     device = device or default_device()
     state.supernet.to(device)
     x, y, n_way = task_tensors(task)
@@ -259,6 +264,7 @@ def search_task(
     constraint = None
     if not limits.empty:
         constraint = within(state.space, limits, image_size, n_way, meter)
+    cfg = config or search_defaults(state, limits, constraint)
     t0 = time.perf_counter()
     try:
         result = search(

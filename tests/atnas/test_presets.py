@@ -12,7 +12,7 @@ from atnas import pipeline
 from atnas.cost import arch_cost
 from atnas.errors import ConfigError
 from atnas.learner import InnerConfig
-from atnas.limits import CostLimits
+from atnas.limits import CostLimits, within
 from atnas.metastate import MetaState
 from atnas.modelcard import model_card
 from atnas.presets import FOUND_128, FOUND_SMALL, PRESETS, get_preset
@@ -154,6 +154,25 @@ def test_smallsep_trains_the_defaults_widths_separable_under_conv4_32s_cost() ->
     task = synthetic_task(way=5, shot=1, query=1, size=12)
     outcome = pipeline.search_task(state, task, device=torch.device("cpu"))
     assert outcome.result.encode == net and outcome.metrics["warnings"] == []
+
+
+def test_a_limit_the_one_trained_net_meets_adapts_that_net_without_a_search() -> None:
+    state = _short_run("smallsep", 1)
+    net = get_preset("smallsep").meta.fixed_encode
+    assert net is not None
+    task = synthetic_task(way=5, shot=1, query=1, size=12)
+    macs = arch_cost(state.space, net, 12, 5).flops
+    full = get_preset("smallsep").search
+    fits = within(state.space, CostLimits(max_macs=macs), 12, 5)
+    assert pipeline.search_defaults(state, CostLimits(max_macs=macs), fits).population == 1
+    too_tight = within(state.space, CostLimits(max_macs=macs - 1), 12, 5)
+    assert pipeline.search_defaults(state, CostLimits(max_macs=macs - 1), too_tight) == full
+    outcome = pipeline.search_task(
+        state, task, limits=CostLimits(max_macs=macs), device=torch.device("cpu")
+    )
+    assert outcome.result.encode == net and outcome.metrics["warnings"] == []
+    assert outcome.metrics["search_config"]["population"] == 1
+    assert outcome.metrics["cost"]["macs"] == macs
 
 
 def test_paper_preset_is_bigger_than_default() -> None:
