@@ -67,6 +67,13 @@
   against Conv-4/32 trained alone at 10 minutes and **+3.39 +- 0.54 / +6.98 +- 0.68** at 20,
   by a rule written before the runs (docs/benchmarks.md, "Issue 6, round 19"); about 15% fewer
   iterations per minute than Conv-4/32 on 2 cores.
+- ``tinysep``: for a budget of about 1M MACs per image or less (round 20): ``conv3x3:16``, then
+  separable 3x3 at 32, 64 and 128, meta-trained alone at 3e-3: **0.54M MACs, 27% under
+  Conv-4/16**, 13,269 parameters (Conv-4/16: 7,333). On the probe alphabets (3 seeds, 600 /
+  198 paired tasks) against Conv-4/16 trained alone at its better rate (3e-3, chosen on the
+  tuning alphabets) it scored **+3.24 +- 0.60 (5w1s) / +6.65 +- 0.70 (20w1s)** at 20 minutes
+  and +1.55 +- 0.60 / +3.82 +- 0.75 at 10 (docs/benchmarks.md, "Issue 6, round 20"); about 22%
+  fewer iterations per minute than Conv-4/16 on 2 cores.
 - ``wide``: ``search64``'s budget over all 7 ops (conv 5x5, dilated and separable convolutions,
   max-pool + 1x1, identity): for users who can meta-train longer.
 - ``paper``: a larger space and budget in the spirit of the paper, meant for a GPU.
@@ -98,6 +105,10 @@ FOUND_SMALL = _conv3x3_chain(16, 32, 32, 128)
 SEP_SPACE = SearchSpace(ops=("conv3x3", "sepconv3x3"), widths=(16, 32, 48, 64, 128))
 #: The net of ``smallsep``: the default's widths, layers 2-4 separable (round 19).
 FOUND_SEP = Encode.of(("conv3x3", 32), ("sepconv3x3", 64), ("sepconv3x3", 128), ("sepconv3x3", 128))
+#: The net of ``tinysep``: ``smallsep``'s first three widths halved, its last kept (round 20).
+FOUND_TINYSEP = Encode.of(
+    ("conv3x3", 16), ("sepconv3x3", 32), ("sepconv3x3", 64), ("sepconv3x3", 128)
+)
 #: Adam's rate of the ``default`` preset's meta-training (the library's own default is 1e-3):
 #: better for the default's net at 20 minutes on 2 cores (issue 6, rounds 15-16).
 DEFAULT_META_LR = 3e-3
@@ -170,6 +181,12 @@ PRESETS: dict[str, Preset] = {
         "smallsep",
         SEP_SPACE,
         MetaTrainConfig(fixed_encode=FOUND_SEP, meta_lr=DEFAULT_META_LR),
+        SearchConfig(),
+    ),
+    "tinysep": Preset(
+        "tinysep",
+        SEP_SPACE,
+        MetaTrainConfig(fixed_encode=FOUND_TINYSEP, meta_lr=DEFAULT_META_LR),
         SearchConfig(),
     ),
     "wide": Preset(

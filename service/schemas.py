@@ -15,7 +15,7 @@ MAX_ITERATIONS = 10_000_000
 MAX_WORKERS = 1024
 MAX_COST = 10**15
 #: Presets that meta-train one fixed net (no search during meta-training; atnas.presets).
-FIXED_NET_PRESETS = ("default", "fixed128", "small128", "smallsep")
+FIXED_NET_PRESETS = ("default", "fixed128", "small128", "smallsep", "tinysep")
 
 
 class JobKind(str, Enum):
@@ -99,6 +99,7 @@ class MetaTrainSpec(BaseModel):
         "fixed128",
         "small128",
         "smallsep",
+        "tinysep",
         "wide",
         "paper",
     ] = Field(
@@ -107,6 +108,7 @@ class MetaTrainSpec(BaseModel):
         "alone at a meta-rate of 3e-3 ('fixed128': the same at 1e-3); 'search64': an "
         "evolutionary search over widths 16-64 during meta-training, then its pick trained "
         "alone; 'smallsep': a net of <= 3M MACs (1.49M; 'small128': an earlier one); "
+        "'tinysep': a net of about 1M MACs or less (0.54M); "
         "'tiny': seconds, for smoke tests; 'wide', 'paper': larger spaces (docs/guide.md)",
     )
     budget_seconds: float = Field(default=600, ge=1, le=604800)

@@ -38,7 +38,18 @@ def _short_run(preset: str, iterations: int, **extra: Any) -> MetaState:
 
 @pytest.mark.parametrize(
     "name",
-    ["tiny", "default", "search64", "late128", "fixed128", "small128", "smallsep", "wide", "paper"],
+    [
+        "tiny",
+        "default",
+        "search64",
+        "late128",
+        "fixed128",
+        "small128",
+        "smallsep",
+        "tinysep",
+        "wide",
+        "paper",
+    ],
 )
 def test_preset_exists_and_is_consistent(name: str) -> None:
     p = get_preset(name)
@@ -47,13 +58,13 @@ def test_preset_exists_and_is_consistent(name: str) -> None:
     # search64 searches widths of a slimmable Conv-4; wide and paper ops and widths
     slimmable = name in {"default", "search64", "late128", "fixed128", "small128"}
     slimmable = slimmable and p.space.ops == ("conv3x3",)
-    separable = name == "smallsep" and p.space.ops == ("conv3x3", "sepconv3x3")
+    separable = name in {"smallsep", "tinysep"} and p.space.ops == ("conv3x3", "sepconv3x3")
     assert len(p.space.ops) >= 6 or slimmable or separable
     assert len(p.space.widths) >= 2
     assert p.space.conv4() in {p.space.conv4()}  # Conv-4 is a point of every preset's space
     assert p.search.seed_top <= p.search.population
     assert 0.0 < p.fitness_fraction < 1.0
-    fixed = name in {"default", "fixed128", "small128", "smallsep"}  # one net, alone: no EA
+    fixed = name in {"default", "fixed128", "small128", "smallsep", "tinysep"}  # one net: no EA
     assert (p.meta.fixed_encode is None) == (not fixed)
 
 
@@ -74,7 +85,7 @@ def test_the_default_is_fixed128s_net_trained_alone() -> None:
 
 
 def test_search_settings_are_refused_for_a_fixed_net_preset() -> None:
-    for preset in ("default", "fixed128", "small128", "smallsep"):
+    for preset in ("default", "fixed128", "small128", "smallsep", "tinysep"):
         with pytest.raises(ConfigError, match=f"preset '{preset}' meta-trains one fixed net"):
             pipeline.meta_config(preset, focus=0.5, final_widen=0.1)
     with pytest.raises(ConfigError, match="focus must be in"):  # a range error comes first
@@ -151,6 +162,24 @@ def test_smallsep_trains_the_defaults_widths_separable_under_conv4_32s_cost() ->
     state = _short_run("smallsep", 1)
     assert [m.encode for m in state.population] == [net]
     assert pipeline.search_defaults(state).population == 1  # adapts that net, searches nothing
+    task = synthetic_task(way=5, shot=1, query=1, size=12)
+    outcome = pipeline.search_task(state, task, device=torch.device("cpu"))
+    assert outcome.result.encode == net and outcome.metrics["warnings"] == []
+
+
+def test_tinysep_trains_a_separable_net_under_conv4_16s_cost() -> None:
+    tiny, sep = get_preset("tinysep"), get_preset("smallsep")
+    net, bigger = tiny.meta.fixed_encode, sep.meta.fixed_encode
+    assert net is not None and bigger is not None and tiny.space == sep.space
+    assert tiny.space.is_valid(net) and tiny.meta.meta_lr == sep.meta.meta_lr == 3e-3
+    assert [c.op for c in net.layers] == [c.op for c in bigger.layers]
+    assert [c.width for c in net.layers] == [16, 32, 64, 128]
+    conv4_16 = tiny.space.up_to(16).conv4()
+    cost, c16 = arch_cost(tiny.space, net, 28, 5), arch_cost(tiny.space, conv4_16, 28, 5)
+    assert cost.flops <= 0.73 * c16.flops  # 0.54M vs 0.75M MACs
+    assert cost.params <= 1.81 * c16.params  # 13,269 vs 7,333 parameters
+    state = _short_run("tinysep", 1)
+    assert [m.encode for m in state.population] == [net]
     task = synthetic_task(way=5, shot=1, query=1, size=12)
     outcome = pipeline.search_task(state, task, device=torch.device("cpu"))
     assert outcome.result.encode == net and outcome.metrics["warnings"] == []
