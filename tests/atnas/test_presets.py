@@ -36,21 +36,7 @@ def _short_run(preset: str, iterations: int, **extra: Any) -> MetaState:
     )
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "tiny",
-        "default",
-        "search64",
-        "late128",
-        "fixed128",
-        "small128",
-        "smallsep",
-        "tinysep",
-        "wide",
-        "paper",
-    ],
-)
+@pytest.mark.parametrize("name", sorted(PRESETS))  # the schema's list: tests/workers/test_specs.py
 def test_preset_exists_and_is_consistent(name: str) -> None:
     p = get_preset(name)
     assert p.name == name and PRESETS[name] is p
