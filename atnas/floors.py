@@ -159,3 +159,27 @@ def check_pixel_floor(
             break
     n = sum(sizes[:used])
     return FloorCheck(model_hits / n, sum(pixel[:used]) / n, used, n)
+
+
+def centroid_spread_scale(x: Tensor, y: Tensor, n_way: int) -> float:
+    """``1 / mean |mean_j - mean_k|^2`` over pairs of classes of (x, y), flattened.
+
+    It needs no within-class spread, so it exists at one shot: the pixel classifier's logits
+    ``-scale * |x - mean_c|^2`` then differ by about 1 between a class mean and another.
+    """
+    means = class_means(x.flatten(1), y, n_way)
+    d2 = torch.cdist(means, means) ** 2
+    pairs = n_way * (n_way - 1)
+    mean = float(d2.sum().item()) / pairs if pairs else 0.0
+    return 1.0 / mean if mean > 0 else 1.0
+
+
+def fused_log_probs(
+    model_logits: Tensor, x: Tensor, y: Tensor, hx: Tensor, n_way: int, weight: float
+) -> Tensor:
+    """A product of two experts: the model's log-probabilities plus ``weight`` times those of
+    nearest centroid on pixels (logits scaled by :func:`centroid_spread_scale`). (H, N)."""
+    pix = centroid_scores(x.flatten(1), y, hx.flatten(1), n_way) * centroid_spread_scale(
+        x, y, n_way
+    )
+    return torch.log_softmax(model_logits, 1) + weight * torch.log_softmax(pix, 1)

@@ -79,13 +79,20 @@ from atnas import pipeline
 from atnas.cost import arch_cost
 from atnas.data import ImageSet
 from atnas.errors import AtnasError
-from atnas.floors import check_pixel_floor, feature_prototype_acc, pixel_centroid_acc
+from atnas.fitness import adapt_encode
+from atnas.floors import (
+    check_pixel_floor,
+    feature_prototype_acc,
+    fused_log_probs,
+    pixel_centroid_acc,
+)
 from atnas.learner import InnerConfig
 from atnas.metastate import MetaState, Progress
 from atnas.ops import OPS
 from atnas.presets import PRESETS
 from atnas.search import SearchConfig
 from atnas.space import DEFAULT_WIDTHS, Encode, LayerChoice, SearchSpace
+from atnas.supernet import logits
 from atnas.tasks import TaskSampler
 
 #: Alphabets never used to tune anything: every fifth of the 25 meta-train alphabets in sorted
@@ -257,7 +264,21 @@ def evaluate(args: argparse.Namespace) -> None:
                     )
                 for n, st in states.items():
                     best = st.best_encode()
-                    acc = adapted_acc(st, best, task, inner)
+                    if args.fuse:  # the subnet's and the pixels' experts multiplied
+                        w = adapt_encode(
+                            st.supernet, best, task.support_x, task.support_y, way, inner
+                        )
+                        with torch.no_grad():
+                            out = logits(task.query_x, best, w)
+                        acc = float((out.argmax(1) == task.query_y).float().mean().item())
+                        for f in args.fuse:
+                            lp = fused_log_probs(
+                                out, task.support_x, task.support_y, task.query_x, way, f
+                            )
+                            hit = (lp.argmax(1) == task.query_y).float().mean().item()
+                            accs.setdefault(f"{n}~{f:g}", []).append(float(hit))
+                    else:
+                        acc = adapted_acc(st, best, task, inner)
                     accs.setdefault(n, []).append(acc)
                     if args.fallback:  # what a search job ships: the subnet or the pixels
                         check = check_pixel_floor(
@@ -513,6 +534,14 @@ def main() -> None:
         action="store_true",
         help="also score what a search job ships (NAME+fb): the pixel centroid where it beat "
         "the subnet on held-out support images (>= 2 shots), and how often (NAME+fb_used)",
+    )
+    e.add_argument(
+        "--fuse",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also score the subnet's log-probabilities plus W times the pixel centroid's "
+        "(NAME~W), for each weight W",
     )
     e.add_argument("--shot", type=int, default=1, help="support images per class")
     e.add_argument(
