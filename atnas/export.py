@@ -43,13 +43,19 @@ ONNX_OPSET = 17
 class TaskModel(nn.Module):
     """A standalone subnet with adapted weights: images in [0, 1] -> logits over the classes.
 
-    With ``pixels`` (a :class:`PixelCentroids`) it is the pixel nearest-centroid classifier
-    instead, which a search job ships when it beat the subnet on held-out support images
-    (:func:`atnas.floors.check_pixel_floor`); the subnet's weights are then not used.
+    With ``pixels`` (a :class:`PixelCentroids`) and no ``pixel_expert`` it is the pixel
+    nearest-centroid classifier instead, which a search job ships when it beat the subnet on
+    held-out support images (:func:`atnas.floors.check_pixel_floor`); the subnet's weights are
+    then not used. With both it is the two experts multiplied: the subnet's log-probabilities
+    plus ``pixel_expert`` times the pixels' (:func:`atnas.floors.fused_log_probs`).
     """
 
     def __init__(
-        self, encode: Encode, weights: dict[str, Tensor], pixels: PixelCentroids | None = None
+        self,
+        encode: Encode,
+        weights: dict[str, Tensor],
+        pixels: PixelCentroids | None = None,
+        pixel_expert: float | None = None,
     ) -> None:
         super().__init__()
         self.encode = encode
@@ -58,14 +64,26 @@ class TaskModel(nn.Module):
             [nn.Parameter(weights[k].detach().clone(), requires_grad=False) for k in self.names]
         )
         self.pixels = pixels
+        self.pixel_expert = pixel_expert
+
+    @property
+    def kind(self) -> str:
+        """``subnet``, ``pixel_centroid`` or ``subnet_x_pixels`` (model.json ``kind``)."""
+        if self.pixels is None:
+            return "subnet"
+        return "pixel_centroid" if self.pixel_expert is None else "subnet_x_pixels"
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, C, H, W) in [0, 1] -> (B, N) logits."""
-        if self.pixels is not None:
+        if self.pixels is not None and self.pixel_expert is None:
             out: Tensor = self.pixels(x)
             return out
         w = dict(zip(self.names, self.params, strict=True))
-        return logits(x, self.encode, w)
+        net = logits(x, self.encode, w)
+        if self.pixels is None or self.pixel_expert is None:
+            return net
+        pix: Tensor = self.pixels(x)
+        return torch.log_softmax(net, 1) + self.pixel_expert * torch.log_softmax(pix, 1)
 
 
 class PixelCentroids(nn.Module):
@@ -159,6 +177,7 @@ def export_model(
     front: list[dict[str, Any]] | None = None,
     provenance: dict[str, Any] | None = None,
     pixels: PixelCentroids | None = None,
+    pixel_expert: float | None = None,
 ) -> dict[str, Path]:
     """Writes the model files into ``out_dir`` (``front.json`` too when a front is given);
     returns their paths by name.
@@ -166,10 +185,11 @@ def export_model(
     ``provenance`` (e.g. the job id, supernet and spec that made the model) goes into the
     model card ``README.md`` as given. With ``pixels`` the model files hold the pixel
     nearest-centroid classifier (``model.json`` ``kind``: ``pixel_centroid``), and arch.json
-    the subnet it replaced.
+    the subnet it replaced; with ``pixel_expert`` too, the subnet and the pixels multiplied
+    (``kind``: ``subnet_x_pixels``, see :class:`TaskModel`).
     """
     out = Path(out_dir)
-    model = TaskModel(encode, {k: v.cpu() for k, v in weights.items()}, pixels)
+    model = TaskModel(encode, {k: v.cpu() for k, v in weights.items()}, pixels, pixel_expert)
     cost = arch_cost(space, encode, image_size, len(classes))
     files = {
         "model.ts": torchscript_bytes(model, space.in_channels, image_size),
@@ -177,7 +197,8 @@ def export_model(
         "model.json": _json_bytes(
             {
                 "format": "torchscript",
-                "kind": "subnet" if pixels is None else "pixel_centroid",
+                "kind": model.kind,
+                "pixel_expert": pixel_expert if model.kind == "subnet_x_pixels" else None,
                 "formats": {
                     "model.ts": "torchscript",
                     "model.onnx": f"onnx (opset {ONNX_OPSET})",

@@ -22,9 +22,9 @@ import torch
 from torch import Tensor
 
 from atnas.fitness import Split, adapt_encode, support_splits
-from atnas.learner import InnerConfig, score
+from atnas.learner import InnerConfig
 from atnas.space import Encode
-from atnas.supernet import Supernet, class_means, features
+from atnas.supernet import Supernet, class_means, features, logits
 
 #: Folds of the pixel-floor check (each holds out one support image per class).
 FLOOR_FOLDS = 3
@@ -102,21 +102,33 @@ def pixel_logit_scale(x: Tensor, y: Tensor, n_way: int) -> float:
 
 @dataclass(frozen=True)
 class FloorCheck:
-    """Held-out support accuracy of the adapted subnet and of the pixel centroid."""
+    """Held-out support accuracy of the adapted model, of the pixel centroid and, when the
+    check scored it, of the model times the pixels (``fused_acc``)."""
 
     model_acc: float
     pixel_acc: float
     folds: int
     held_out: int  # images scored, over all folds
+    fused_acc: float | None = None
+
+    @property
+    def choice(self) -> str:
+        """``model``, ``fused`` or ``pixels``: the most accurate on the held-out images, ties
+        going to the model, then to the fused one."""
+        best = "model"
+        if self.fused_acc is not None and self.fused_acc > self.model_acc:
+            best = "fused"
+        top = self.model_acc if best == "model" else float(self.fused_acc or 0.0)
+        return "pixels" if self.pixel_acc > top else best
 
     @property
     def use_pixels(self) -> bool:
         """Ship the pixel centroid: it was strictly more accurate on the held-out images."""
-        return self.pixel_acc > self.model_acc
+        return self.choice == "pixels"
 
     def to_json(self) -> dict[str, Any]:
         """JSON form (metrics.json ``floors.check``)."""
-        return {**asdict(self), "use_pixels": self.use_pixels}
+        return {**asdict(self), "use_pixels": self.use_pixels, "choice": self.choice}
 
 
 def check_pixel_floor(
@@ -128,6 +140,8 @@ def check_pixel_floor(
     inner: InnerConfig,
     folds: int = FLOOR_FOLDS,
     stop_early: bool = True,
+    pixel_expert: float = 0.0,
+    also_fused: float = 0.0,
 ) -> FloorCheck | None:
     """Adapted subnet vs pixel centroid on up to ``folds`` leave-one-per-class-out splits of
     the support set, the subnet adapted exactly as the final model is (``inner``). None with
@@ -138,10 +152,15 @@ def check_pixel_floor(
     model's hits already reach the pixels' total, or when it could not reach it even by
     getting every image left right. The verdict is the one all folds would give; the figures
     cover the folds adapted (``folds``, ``held_out``). ``stop_early=False`` adapts every fold
-    (what benchmarks time it against).
+    (what benchmarks time it against). With ``pixel_expert`` > 0 the model scored is the one a
+    search job then ships: the subnet's and the pixels' experts multiplied
+    (:func:`fused_log_probs`, fitted on the fold's own support images). With ``also_fused``
+    > 0 (and no ``pixel_expert``) the check scores that product too, from the same adapted
+    weights, on every fold, and :attr:`FloorCheck.choice` picks among the three.
     """
     if min(int((y == c).sum().item()) for c in range(n_way)) < 2:
         return None
+    third = also_fused if pixel_expert <= 0 else 0.0
     splits = support_splits(x, y, n_way, folds=folds)
     sizes = [len(s.hy) for s in splits]
     pixel = [
@@ -149,16 +168,29 @@ def check_pixel_floor(
         for s, k in zip(splits, sizes, strict=True)
     ]
     pixel_total = sum(pixel)
-    model_hits, used = 0, 0
-    for s, k in zip(splits, sizes, strict=True):
+    model_hits, fused_hits, used = 0, 0, 0
+    for s in splits:
         w = adapt_encode(supernet, encode, s.x, s.y, n_way, inner)
-        model_hits += round(score(encode, w, s.hx, s.hy)[0] * k)
+        with torch.no_grad():
+            out = logits(s.hx, encode, w)
+        if pixel_expert > 0:
+            model_hits += _hits(fused_log_probs(out, s.x, s.y, s.hx, n_way, pixel_expert), s.hy)
+        else:
+            model_hits += _hits(out, s.hy)
+        if third > 0:
+            fused_hits += _hits(fused_log_probs(out, s.x, s.y, s.hx, n_way, third), s.hy)
         used += 1
         left = sum(sizes[used:])
-        if stop_early and (model_hits >= pixel_total or model_hits + left < pixel_total):
+        done = model_hits >= pixel_total or model_hits + left < pixel_total
+        if stop_early and third <= 0 and done:
             break
     n = sum(sizes[:used])
-    return FloorCheck(model_hits / n, sum(pixel[:used]) / n, used, n)
+    fused = fused_hits / n if third > 0 else None
+    return FloorCheck(model_hits / n, sum(pixel[:used]) / n, used, n, fused)
+
+
+def _hits(scores: Tensor, hy: Tensor) -> int:
+    return int((scores.argmax(1) == hy).sum().item())
 
 
 def centroid_spread_scale(x: Tensor, y: Tensor, n_way: int) -> float:

@@ -188,7 +188,15 @@ def _secs(value: Any) -> str:
 
 
 def _fallback_note(metrics: Mapping[str, Any]) -> list[str]:
-    """A warning paragraph when the model files hold the pixel centroid, not the subnet."""
+    """A warning paragraph when the model files hold the pixel centroid, not the subnet, and
+    a note when they hold both multiplied."""
+    if metrics.get("model") == "subnet_x_pixels":
+        return [
+            "The model's logits are the adapted subnet's log-probabilities plus "
+            f"{metrics.get('pixel_expert')} times those of nearest centroid on the support "
+            "images' raw pixels (a second expert, kept in the model files; on images unlike "
+            "the meta-training ones it recovers what the features lose).\n"
+        ]
     if metrics.get("model") != "pixel_centroid":
         return []
     check = (metrics.get("floors") or {}).get("check") or {}

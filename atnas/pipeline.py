@@ -29,9 +29,11 @@ from atnas.evolution import Constraint
 from atnas.export import PixelCentroids
 from atnas.fitness import EvaluatorFactory, support_splits
 from atnas.floors import (
+    centroid_spread_scale,
     check_pixel_floor,
     feature_prototype_acc,
     floors_report,
+    fused_log_probs,
     pixel_centroid_acc,
     pixel_logit_scale,
     split_floors,
@@ -42,7 +44,7 @@ from atnas.metatrain import MetaState, MetaTrainConfig, MetaTrainer, Progress
 from atnas.presets import PRESETS, get_preset
 from atnas.search import Generation, SearchConfig, SearchResult, query_accuracy, search
 from atnas.space import Encode
-from atnas.supernet import class_means
+from atnas.supernet import class_means, logits
 from atnas.tasks import TaskSampler, to_float
 
 log = logging.getLogger(__name__)
@@ -195,7 +197,15 @@ class TaskOutcome:
     classes: list[str]
     query_acc: float | None
     metrics: dict[str, Any]
-    pixels: PixelCentroids | None = None  # set when the pixel centroid replaced the subnet
+    pixels: PixelCentroids | None = None  # the pixel centroid, when it replaced or joined the net
+    pixel_expert: float | None = None  # set when it joined it (TaskModel)
+
+    @property
+    def model_kind(self) -> str:
+        """What the model files hold: ``subnet``, ``pixel_centroid`` or ``subnet_x_pixels``."""
+        if self.pixels is None:
+            return "subnet"
+        return "pixel_centroid" if self.pixel_expert is None else "subnet_x_pixels"
 
 
 def task_tensors(task: TaskData) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -288,10 +298,12 @@ def search_task(
                 f"net measured took {fastest:.3f} ms at batch 1 on {device}"
             ) from None
         raise
-    floor_check, pixels = None, None
+    floor_check, pixels, expert = None, None, None
     if cfg.pixel_fallback:
         inner = cfg.final_inner or cfg.inner
-        floor_check = check_pixel_floor(state.supernet, result.encode, x, y, n_way, inner)
+        floor_check = check_pixel_floor(
+            state.supernet, result.encode, x, y, n_way, inner, pixel_expert=cfg.pixel_expert
+        )
         if floor_check is not None and floor_check.use_pixels:
             pixels = PixelCentroids(class_means(x, y, n_way).cpu(), pixel_logit_scale(x, y, n_way))
             log.info(
@@ -301,6 +313,9 @@ def search_task(
                 floor_check.model_acc,
                 floor_check.held_out,
             )
+    if pixels is None and cfg.pixel_expert > 0:
+        pixels = PixelCentroids(class_means(x, y, n_way).cpu(), centroid_spread_scale(x, y, n_way))
+        expert = cfg.pixel_expert
     total = time.perf_counter() - t0
     splits = support_splits(x, y, n_way, cfg.folds, cfg.views, cfg.seed)
     support_floors = split_floors(state.supernet, result.encode, splits, n_way)
@@ -313,7 +328,14 @@ def search_task(
         qy = qy.to(device)
         subnet_acc = query_accuracy(result, qx, qy)
         pixel_acc = pixel_centroid_acc(x, y, qx, qy, n_way)
-        query_acc = pixel_acc if pixels is not None else subnet_acc
+        query_acc = subnet_acc
+        if expert is not None:
+            with torch.no_grad():
+                out = logits(qx, result.encode, result.weights)
+                fused = fused_log_probs(out, x, y, qx, n_way, expert)
+            query_acc = float((fused.argmax(1) == qy).float().mean().item())
+        elif pixels is not None:
+            query_acc = pixel_acc
         query_floors = {
             "pixel_centroid": pixel_acc,
             "feature_prototype": feature_prototype_acc(
@@ -338,10 +360,12 @@ def search_task(
             **floors_report(support_floors, result.fitness.acc, query_floors),
             "check": None if floor_check is None else floor_check.to_json(),
         },
-        "model": "subnet" if pixels is None else "pixel_centroid",
+        "pixel_expert": expert,
         "warnings": untrained_warnings(state, result.encode, limits, n_way),
     }
-    return TaskOutcome(result, task.support.names, query_acc, metrics, pixels)
+    outcome = TaskOutcome(result, task.support.names, query_acc, metrics, pixels, expert)
+    metrics["model"] = outcome.model_kind
+    return outcome
 
 
 def untrained_warnings(
@@ -395,4 +419,5 @@ def export_outcome(
         front=[p.to_json() for p in outcome.result.front],
         provenance=provenance,
         pixels=outcome.pixels,
+        pixel_expert=outcome.pixel_expert,
     )

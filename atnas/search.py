@@ -72,6 +72,11 @@ class SearchConfig:
     # with >= 2 shots, ship the pixel centroid when it beats the adapted subnet on held-out
     # support images (atnas.floors.check_pixel_floor)
     pixel_fallback: bool = True
+    # the weight of nearest centroid on pixels, as a second expert multiplied into the adapted
+    # subnet (atnas.floors.fused_log_probs); 0 ships the subnet alone. 2: chosen on one seed
+    # and checked on another, +11.5 points on 1-shot 8x8 digits, +0.5 on Omniglot
+    # (docs/benchmarks.md, "Issue 6, round 22")
+    pixel_expert: float = 2.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -81,6 +86,8 @@ class SearchConfig:
             raise ConfigError("screen, folds and views must be >= 1")
         if self.budget_seconds is not None and self.budget_seconds <= 0:
             raise ConfigError("budget_seconds must be positive")
+        if not 0 <= self.pixel_expert < float("inf"):
+            raise ConfigError("pixel_expert must be a finite number >= 0")
 
     def to_json(self) -> dict[str, Any]:
         """JSON form, recorded in metrics.json."""

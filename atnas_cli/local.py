@@ -214,6 +214,14 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="always ship the adapted net, even where nearest centroid on pixels scores higher",
     )
+    p.add_argument(
+        "--pixel-expert",
+        type=float,
+        default=None,
+        metavar="W",
+        help="weight of nearest centroid on pixels multiplied into the adapted net "
+        f"(0: the net alone; default: {SearchConfig().pixel_expert:g})",
+    )
 
 
 def _search_config(
@@ -223,6 +231,8 @@ def _search_config(
     changes: dict[str, Any] = {"seed": args.seed}
     if getattr(args, "no_pixel_fallback", False):
         changes["pixel_fallback"] = False
+    if getattr(args, "pixel_expert", None) is not None:
+        changes["pixel_expert"] = args.pixel_expert
     if args.population is not None:
         changes["population"] = args.population
     if args.generations is not None:

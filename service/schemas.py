@@ -205,6 +205,13 @@ class SearchSpec(BaseModel):
         description="with >= 2 shots, ship nearest centroid on pixels when it beats the adapted"
         " net on held-out support images (false: always ship the net)",
     )
+    pixel_expert: float = Field(
+        default=2.0,
+        ge=0,
+        le=100,
+        description="weight of nearest centroid on pixels multiplied into the adapted net's"
+        " probabilities (0: the net alone)",
+    )
 
 
 JobSpec = MetaTrainSpec | SearchSpec

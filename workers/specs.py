@@ -54,12 +54,13 @@ def meta_train_overrides(spec: MetaTrainSpec) -> dict[str, Any]:
 
 
 def search_config(spec: SearchSpec, base: SearchConfig | None = None) -> SearchConfig:
-    """The search settings of a search job (population, generations, budget, seed, fallback)."""
+    """The search settings of a search job (population, generations, budget, seed, pixels)."""
     cfg = base or SearchConfig()
     changes: dict[str, Any] = {
         "seed": spec.seed,
         "budget_seconds": spec.budget_seconds,
         "pixel_fallback": spec.pixel_fallback,
+        "pixel_expert": spec.pixel_expert,
     }
     if spec.population is not None:
         changes["population"] = spec.population

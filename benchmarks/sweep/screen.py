@@ -291,6 +291,28 @@ def evaluate(args: argparse.Namespace) -> None:
                         accs.setdefault(f"{n}+fb", []).append(acc)
                         used = check is not None and check.use_pixels
                         accs.setdefault(f"{n}+fb_used", []).append(float(used))
+                        for f in args.fuse:  # the check choosing among subnet, fused, pixels
+                            check = check_pixel_floor(
+                                st.supernet,
+                                best,
+                                task.support_x,
+                                task.support_y,
+                                way,
+                                inner,
+                                also_fused=f,
+                            )
+                            choice = "model" if check is None else check.choice
+                            acc = {
+                                "model": accs[n][-1],
+                                "fused": accs[f"{n}~{f:g}"][-1],
+                            }.get(choice)
+                            if acc is None:  # the pixels
+                                acc = pixel_centroid_acc(
+                                    task.support_x, task.support_y, task.query_x, task.query_y, way
+                                )
+                            accs.setdefault(f"{n}~{f:g}+fb3", []).append(acc)
+                            for c in ("fused", "pixels"):
+                                accs.setdefault(f"{n}~{f:g}+fb3_{c}", []).append(float(choice == c))
                     for label, var in extra.items():
                         accs.setdefault(f"{n}@{label}", []).append(adapted_acc(st, best, task, var))
                     if args.floors:

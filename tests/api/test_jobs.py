@@ -136,6 +136,8 @@ def _s(**kw: Any) -> dict[str, Any]:
         (_s(constraints={"max_flops": 1}), "spec.constraints.max_flops: Extra inputs"),
         (_s(constraints=[1]), "spec.constraints"),
         (_s(pixel_fallback="maybe"), "spec.pixel_fallback"),
+        (_s(pixel_expert=-0.5), "spec.pixel_expert: Input should be greater than or equal"),
+        (_s(pixel_expert="lots"), "spec.pixel_expert"),
     ],
 )
 def test_invalid_bodies_are_422_with_a_reason(

@@ -100,6 +100,7 @@ TINY_SEARCH = SearchConfig(
     final_inner=InnerConfig(steps=3, lr=0.2),
     folds=2,
     pixel_fallback=False,  # these tests look at the subnet (the fallback: test_fallback.py)
+    pixel_expert=0.0,  # (the pixels multiplied in: test_pixel_expert.py)
     views=2,
 )
 

@@ -64,7 +64,24 @@ def test_the_pixel_fallback_can_be_turned_off(
     assert on["floors"]["check"] is not None  # 3 shots: the check ran
     assert main([*_search(files, tmp_path / "off", "--no-pixel-fallback"), "--json"]) == 0
     off = json.loads(capsys.readouterr().out)
-    assert off["floors"]["check"] is None and off["model"] == "subnet"
+    assert off["floors"]["check"] is None and off["model"] == "subnet_x_pixels"
+    assert off["pixel_expert"] == 2.0  # the pixels still multiplied in: a separate switch
+    args = ["--no-pixel-fallback", "--pixel-expert", "0"]
+    assert main([*_search(files, tmp_path / "net", *args), "--json"]) == 0
+    net = json.loads(capsys.readouterr().out)
+    assert net["model"] == "subnet" and net["pixel_expert"] is None
+    assert json.loads((tmp_path / "net" / "model.json").read_text())["kind"] == "subnet"
+
+
+def test_a_negative_pixel_expert_is_one_line(
+    files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(_search(files, tmp_path / "model", "--pixel-expert", "-1"))
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "pixel_expert must be a finite number >= 0" in err and err.count("\n") == 1
+    assert not (tmp_path / "model" / "model.ts").exists()
 
 
 def test_a_bound_no_net_meets_is_one_line(

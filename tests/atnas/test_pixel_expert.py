@@ -1,0 +1,124 @@
+"""Nearest centroid on pixels as a second expert multiplied into the adapted subnet
+(atnas.floors.fused_log_probs, ``SearchConfig.pixel_expert``), end to end: the scale that
+exists at one shot, the fused check, a search job's model files."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from atnas import pipeline
+from atnas.errors import ConfigError
+from atnas.export import load_exported
+from atnas.fitness import adapt_encode, support_splits
+from atnas.floors import (
+    centroid_scores,
+    centroid_spread_scale,
+    check_pixel_floor,
+    fused_log_probs,
+)
+from atnas.search import SearchConfig
+from atnas.supernet import logits
+from tests.atnas.conftest import TINY_SEARCH, tiny_state
+from tests.atnas.test_fallback import WAY, brightness_task, noise_set, tensors
+
+CPU = torch.device("cpu")
+
+
+def test_the_spread_scale_exists_at_one_shot_and_is_one_over_the_mean_pair_distance() -> None:
+    x = torch.zeros(3, 1, 2, 2)
+    x[1, 0, 0, 0] = 1.0  # squared distances: 0-1 = 1, 0-2 = 4, 1-2 = 1 + 4 = 5
+    x[2, 0, 1, 1] = 2.0
+    y = torch.arange(3)
+    assert centroid_spread_scale(x, y, 3) == pytest.approx(3 / (1 + 4 + 5))
+    same = torch.zeros(2, 1, 2, 2)  # identical class means: no spread, a finite scale
+    assert centroid_spread_scale(same, torch.arange(2), 2) == 1.0
+
+
+def test_weight_zero_is_the_subnet_and_a_large_weight_the_pixel_centroid() -> None:
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(8, 1, 4, 4, generator=g), torch.arange(8) % 4
+    hx = torch.rand(30, 1, 4, 4, generator=g)
+    model = torch.randn(30, 4, generator=g) * 3
+    alone = fused_log_probs(model, x, y, hx, 4, 0.0)
+    assert torch.allclose(alone, torch.log_softmax(model, 1))
+    pixels = centroid_scores(x.flatten(1), y, hx.flatten(1), 4).argmax(1)
+    assert torch.equal(fused_log_probs(model, x, y, hx, 4, 1e4).argmax(1), pixels)
+    half = fused_log_probs(model, x, y, hx, 4, 1.0)  # somewhere between: both matter
+    assert half.shape == (30, 4) and torch.isfinite(half).all()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_fused_check_scores_the_fused_model_on_every_fold(seed: int) -> None:
+    state = tiny_state()
+    encode = state.ranked()[0].encode
+    x, y = tensors(noise_set(4, seed))
+    inner = TINY_SEARCH.final_inner
+    assert inner is not None
+    hits, n = 0, 0
+    for s in support_splits(x, y, WAY, folds=3):  # the reference, by hand
+        w = adapt_encode(state.supernet, encode, s.x, s.y, WAY, inner)
+        with torch.no_grad():
+            lp = fused_log_probs(logits(s.hx, encode, w), s.x, s.y, s.hx, WAY, 2.0)
+        hits += int((lp.argmax(1) == s.hy).sum())
+        n += len(s.hy)
+    check = check_pixel_floor(
+        state.supernet, encode, x, y, WAY, inner, stop_early=False, pixel_expert=2.0
+    )
+    assert check is not None and check.folds == 3 and check.held_out == n
+    assert check.model_acc == pytest.approx(hits / n)
+
+
+def test_a_one_shot_search_ships_the_subnet_times_the_pixels(tmp_path: Path) -> None:
+    # brightness classes: the group-normalised subnet cannot tell them apart, the pixels can;
+    # at one shot the check cannot run, so only the fused model gets them right
+    state, task = tiny_state(), brightness_task(shot=1, query=5)
+    cfg = dataclasses.replace(TINY_SEARCH, pixel_fallback=True, pixel_expert=2.0)
+    outcome = pipeline.search_task(state, task, cfg, device=CPU)
+    m = outcome.metrics
+    assert m["model"] == outcome.model_kind == "subnet_x_pixels" and m["pixel_expert"] == 2.0
+    assert m["floors"]["check"] is None  # nothing to hold out at one shot
+    x, y = tensors(task.support)
+    assert task.query is not None
+    qx, qy = tensors(task.query)
+    with torch.no_grad():
+        lp = fused_log_probs(
+            logits(qx, outcome.result.encode, outcome.result.weights), x, y, qx, WAY, 2.0
+        )
+    assert outcome.query_acc == pytest.approx(float((lp.argmax(1) == qy).float().mean()))
+    assert outcome.query_acc > m["floors"]["query"]["subnet"]
+
+    pipeline.export_outcome(tmp_path, state, outcome)
+    info = json.loads((tmp_path / "model.json").read_text())
+    assert info["kind"] == "subnet_x_pixels" and info["pixel_expert"] == 2.0
+    assert "times those of nearest centroid" in (tmp_path / "README.md").read_text()
+    probe = torch.cat([qx, torch.rand(6, 1, qx.shape[-1], qx.shape[-1])])
+    with torch.no_grad():
+        ts = load_exported(tmp_path / "model.ts")(probe)
+        want = fused_log_probs(
+            logits(probe, outcome.result.encode, outcome.result.weights), x, y, probe, WAY, 2.0
+        )
+    assert torch.allclose(ts, want, atol=1e-4)  # the model files hold both experts
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"))
+    onnx = session.run(["logits"], {"images": probe.numpy()})[0]
+    assert np.abs(onnx - ts.numpy()).max() <= 1e-4
+
+
+def test_the_fallback_still_ships_the_pixels_alone_when_they_beat_the_fused_model() -> None:
+    state, task = tiny_state(), brightness_task(shot=3)
+    cfg = dataclasses.replace(TINY_SEARCH, pixel_fallback=True, pixel_expert=0.01)
+    outcome = pipeline.search_task(state, task, cfg, device=CPU)
+    assert outcome.metrics["model"] == "pixel_centroid" and outcome.pixel_expert is None
+    assert outcome.metrics["floors"]["check"]["use_pixels"] is True
+
+
+def test_a_pixel_expert_must_be_finite_and_not_negative() -> None:
+    for bad in (-0.1, float("inf"), float("nan")):
+        with pytest.raises(ConfigError, match="pixel_expert"):
+            SearchConfig(pixel_expert=bad)
