@@ -298,12 +298,22 @@ def search_task(
                 f"net measured took {fastest:.3f} ms at batch 1 on {device}"
             ) from None
         raise
-    floor_check, pixels, expert = None, None, None
+    floor_check, pixels = None, None
+    expert: float | None = None
     if cfg.pixel_fallback:
         inner = cfg.final_inner or cfg.inner
         floor_check = check_pixel_floor(
-            state.supernet, result.encode, x, y, n_way, inner, pixel_expert=cfg.pixel_expert
+            state.supernet,
+            result.encode,
+            x,
+            y,
+            n_way,
+            inner,
+            pixel_expert=cfg.pixel_expert,
+            also_fused=cfg.check_fused,
         )
+        if floor_check is not None and floor_check.choice == "fused":
+            expert = cfg.check_fused
         if floor_check is not None and floor_check.use_pixels:
             pixels = PixelCentroids(class_means(x, y, n_way).cpu(), pixel_logit_scale(x, y, n_way))
             log.info(
@@ -314,8 +324,9 @@ def search_task(
                 floor_check.held_out,
             )
     if pixels is None and cfg.pixel_expert > 0:
-        pixels = PixelCentroids(class_means(x, y, n_way).cpu(), centroid_spread_scale(x, y, n_way))
         expert = cfg.pixel_expert
+    if pixels is None and expert is not None:
+        pixels = PixelCentroids(class_means(x, y, n_way).cpu(), centroid_spread_scale(x, y, n_way))
     total = time.perf_counter() - t0
     splits = support_splits(x, y, n_way, cfg.folds, cfg.views, cfg.seed)
     support_floors = split_floors(state.supernet, result.encode, splits, n_way)

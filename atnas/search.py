@@ -72,11 +72,14 @@ class SearchConfig:
     # with >= 2 shots, ship the pixel centroid when it beats the adapted subnet on held-out
     # support images (atnas.floors.check_pixel_floor)
     pixel_fallback: bool = True
-    # the weight of nearest centroid on pixels, as a second expert multiplied into the adapted
-    # subnet (atnas.floors.fused_log_probs); 0 ships the subnet alone. 2: chosen on one seed
-    # and checked on another, +11.5 points on 1-shot 8x8 digits, +0.5 on Omniglot
-    # (docs/benchmarks.md, "Issue 6, round 22")
-    pixel_expert: float = 2.0
+    # the weight of nearest centroid on pixels as a second expert multiplied into the adapted
+    # subnet at every shot count (atnas.floors.fused_log_probs); 0 (the default) ships the
+    # subnet alone. Opt-in: at 2 it gained 11.5 points on 1-shot 8x8 digits and lost 8.7 on
+    # Omniglot with thinned strokes (docs/benchmarks.md, "Issue 6, round 22")
+    pixel_expert: float = 0.0
+    # with >= 2 shots and pixel_fallback, the check also scores the subnet times the pixels at
+    # this weight and ships the best of three (0: subnet or pixels; "Issue 6, round 23")
+    check_fused: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -86,8 +89,9 @@ class SearchConfig:
             raise ConfigError("screen, folds and views must be >= 1")
         if self.budget_seconds is not None and self.budget_seconds <= 0:
             raise ConfigError("budget_seconds must be positive")
-        if not 0 <= self.pixel_expert < float("inf"):
-            raise ConfigError("pixel_expert must be a finite number >= 0")
+        for name in ("pixel_expert", "check_fused"):
+            if not 0 <= getattr(self, name) < float("inf"):
+                raise ConfigError(f"{name} must be a finite number >= 0")
 
     def to_json(self) -> dict[str, Any]:
         """JSON form, recorded in metrics.json."""

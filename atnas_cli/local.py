@@ -220,7 +220,8 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="W",
         help="weight of nearest centroid on pixels multiplied into the adapted net "
-        f"(0: the net alone; default: {SearchConfig().pixel_expert:g})",
+        f"(0: the net alone; default: {SearchConfig().pixel_expert:g}; 2 gained 11 points on "
+        "8x8 digits at 1 shot and lost 9 on thinned strokes, docs/benchmarks.md)",
     )
 
 

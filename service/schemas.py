@@ -206,7 +206,7 @@ class SearchSpec(BaseModel):
         " net on held-out support images (false: always ship the net)",
     )
     pixel_expert: float = Field(
-        default=2.0,
+        default=0.0,
         ge=0,
         le=100,
         description="weight of nearest centroid on pixels multiplied into the adapted net's"

@@ -18,6 +18,7 @@ from atnas.errors import ConfigError
 from atnas.export import load_exported
 from atnas.fitness import adapt_encode, support_splits
 from atnas.floors import (
+    FloorCheck,
     centroid_scores,
     centroid_spread_scale,
     check_pixel_floor,
@@ -122,3 +123,48 @@ def test_a_pixel_expert_must_be_finite_and_not_negative() -> None:
     for bad in (-0.1, float("inf"), float("nan")):
         with pytest.raises(ConfigError, match="pixel_expert"):
             SearchConfig(pixel_expert=bad)
+        with pytest.raises(ConfigError, match="check_fused"):
+            SearchConfig(check_fused=bad)
+
+
+def test_the_check_chooses_the_most_accurate_of_three_with_ties_to_the_simplest() -> None:
+    assert FloorCheck(0.8, 0.7, 3, 12).choice == "model"  # no fused figure: two candidates
+    assert FloorCheck(0.8, 0.7, 3, 12, fused_acc=0.8).choice == "model"  # a tie: the subnet
+    assert FloorCheck(0.8, 0.7, 3, 12, fused_acc=0.9).choice == "fused"
+    assert FloorCheck(0.8, 0.9, 3, 12, fused_acc=0.9).choice == "fused"  # a tie: the fused one
+    assert FloorCheck(0.8, 0.95, 3, 12, fused_acc=0.9).choice == "pixels"
+    assert FloorCheck(0.8, 0.95, 3, 12, fused_acc=0.9).to_json()["use_pixels"] is True
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_three_way_check_scores_both_models_on_every_fold(seed: int) -> None:
+    state = tiny_state()
+    encode = state.ranked()[0].encode
+    x, y = tensors(noise_set(4, seed))
+    inner = TINY_SEARCH.final_inner
+    assert inner is not None
+    model, fused, n = 0, 0, 0
+    for s in support_splits(x, y, WAY, folds=3):
+        w = adapt_encode(state.supernet, encode, s.x, s.y, WAY, inner)
+        with torch.no_grad():
+            out = logits(s.hx, encode, w)
+        model += int((out.argmax(1) == s.hy).sum())
+        fused += int((fused_log_probs(out, s.x, s.y, s.hx, WAY, 2.0).argmax(1) == s.hy).sum())
+        n += len(s.hy)
+    check = check_pixel_floor(state.supernet, encode, x, y, WAY, inner, also_fused=2.0)
+    assert check is not None and check.folds == 3  # no early stop with three candidates
+    assert check.model_acc == pytest.approx(model / n)
+    assert check.fused_acc == pytest.approx(fused / n)
+
+
+def test_a_search_whose_check_picks_the_fused_model_ships_it() -> None:
+    # 3 shots of brightness classes: the fused model and the pixels get every held-out image
+    # right, the subnet does not; a tie between those two goes to the fused one
+    state, task = tiny_state(), brightness_task(shot=3)
+    cfg = dataclasses.replace(TINY_SEARCH, pixel_fallback=True, check_fused=2.0)
+    outcome = pipeline.search_task(state, task, cfg, device=CPU)
+    check = outcome.metrics["floors"]["check"]
+    assert check["choice"] == "fused" and check["fused_acc"] > check["model_acc"]
+    assert outcome.metrics["model"] == "subnet_x_pixels" and outcome.pixel_expert == 2.0
+    off = pipeline.search_task(state, task, dataclasses.replace(cfg, check_fused=0.0), device=CPU)
+    assert off.metrics["model"] == "pixel_centroid"  # round 6's check: subnet or pixels

@@ -64,13 +64,14 @@ def test_the_pixel_fallback_can_be_turned_off(
     assert on["floors"]["check"] is not None  # 3 shots: the check ran
     assert main([*_search(files, tmp_path / "off", "--no-pixel-fallback"), "--json"]) == 0
     off = json.loads(capsys.readouterr().out)
-    assert off["floors"]["check"] is None and off["model"] == "subnet_x_pixels"
-    assert off["pixel_expert"] == 2.0  # the pixels still multiplied in: a separate switch
-    args = ["--no-pixel-fallback", "--pixel-expert", "0"]
-    assert main([*_search(files, tmp_path / "net", *args), "--json"]) == 0
-    net = json.loads(capsys.readouterr().out)
-    assert net["model"] == "subnet" and net["pixel_expert"] is None
-    assert json.loads((tmp_path / "net" / "model.json").read_text())["kind"] == "subnet"
+    assert off["floors"]["check"] is None and off["model"] == "subnet"
+    assert off["pixel_expert"] is None
+    args = ["--no-pixel-fallback", "--pixel-expert", "2"]
+    assert main([*_search(files, tmp_path / "both", *args), "--json"]) == 0
+    both = json.loads(capsys.readouterr().out)
+    assert both["model"] == "subnet_x_pixels" and both["pixel_expert"] == 2.0
+    info = json.loads((tmp_path / "both" / "model.json").read_text())
+    assert info["kind"] == "subnet_x_pixels" and info["pixel_expert"] == 2.0
 
 
 def test_a_negative_pixel_expert_is_one_line(

@@ -93,10 +93,10 @@ def test_a_search_spec_can_turn_the_pixel_fallback_off() -> None:
 
 def test_a_search_spec_sets_the_pixel_expert() -> None:
     default = SearchSpec.model_validate({"supernet": "s", "dataset": "d"})
-    assert default.pixel_expert == SearchConfig().pixel_expert == 2.0  # the schema keeps up
-    assert search_config(default).pixel_expert == 2.0
-    off = SearchSpec(supernet="s", dataset="d", pixel_expert=0)
-    assert search_config(off).pixel_expert == 0.0
+    assert default.pixel_expert == SearchConfig().pixel_expert == 0.0  # the schema keeps up
+    assert search_config(default).pixel_expert == 0.0
+    on = SearchSpec(supernet="s", dataset="d", pixel_expert=2)
+    assert search_config(on).pixel_expert == 2.0
 
 
 def test_the_api_offers_exactly_the_presets_there_are() -> None:
