@@ -40,6 +40,14 @@ ONNX_INPUT, ONNX_OUTPUT = "images", "logits"
 ONNX_OPSET = 17
 
 
+def model_kind(pixels: nn.Module | None, pixel_expert: float | None) -> str:
+    """What model files hold (model.json ``kind``, the job result's ``model``): ``subnet``,
+    ``pixel_centroid`` (the pixels instead) or ``subnet_x_pixels`` (both multiplied)."""
+    if pixels is None:
+        return "subnet"
+    return "pixel_centroid" if pixel_expert is None else "subnet_x_pixels"
+
+
 class TaskModel(nn.Module):
     """A standalone subnet with adapted weights: images in [0, 1] -> logits over the classes.
 
@@ -68,10 +76,8 @@ class TaskModel(nn.Module):
 
     @property
     def kind(self) -> str:
-        """``subnet``, ``pixel_centroid`` or ``subnet_x_pixels`` (model.json ``kind``)."""
-        if self.pixels is None:
-            return "subnet"
-        return "pixel_centroid" if self.pixel_expert is None else "subnet_x_pixels"
+        """See :func:`model_kind`."""
+        return model_kind(self.pixels, self.pixel_expert)
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, C, H, W) in [0, 1] -> (B, N) logits."""

@@ -26,7 +26,7 @@ from atnas.cost import arch_cost
 from atnas.data import ImageConfig, ImageSet, TaskData, load_images
 from atnas.errors import ConfigError, ConstraintError, DatasetError
 from atnas.evolution import Constraint
-from atnas.export import PixelCentroids
+from atnas.export import PixelCentroids, model_kind
 from atnas.fitness import EvaluatorFactory, support_splits
 from atnas.floors import (
     centroid_spread_scale,
@@ -202,10 +202,8 @@ class TaskOutcome:
 
     @property
     def model_kind(self) -> str:
-        """What the model files hold: ``subnet``, ``pixel_centroid`` or ``subnet_x_pixels``."""
-        if self.pixels is None:
-            return "subnet"
-        return "pixel_centroid" if self.pixel_expert is None else "subnet_x_pixels"
+        """What the model files hold (:func:`atnas.export.model_kind`)."""
+        return model_kind(self.pixels, self.pixel_expert)
 
 
 def task_tensors(task: TaskData) -> tuple[torch.Tensor, torch.Tensor, int]:
