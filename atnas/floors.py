@@ -35,14 +35,15 @@ def centroid_scores(x: Tensor, y: Tensor, hx: Tensor, n_way: int) -> Tensor:
     return -(torch.cdist(hx, class_means(x, y, n_way)) ** 2)
 
 
-def _acc(scores: Tensor, hy: Tensor) -> float:
+def accuracy(scores: Tensor, hy: Tensor) -> float:
+    """Share of rows of ``scores`` (H, N) whose largest entry is at ``hy``."""
     return float((scores.argmax(1) == hy).float().mean().item())
 
 
 @torch.no_grad()
 def pixel_centroid_acc(x: Tensor, y: Tensor, hx: Tensor, hy: Tensor, n_way: int) -> float:
     """Accuracy on (hx, hy) of nearest-centroid on flattened pixels of (x, y)."""
-    return _acc(centroid_scores(x.flatten(1), y, hx.flatten(1), n_way), hy)
+    return accuracy(centroid_scores(x.flatten(1), y, hx.flatten(1), n_way), hy)
 
 
 @torch.no_grad()
@@ -51,7 +52,7 @@ def feature_prototype_acc(
 ) -> float:
     """Accuracy on (hx, hy) of nearest-prototype on ``encode``'s inherited features."""
     w = supernet.weights(encode)
-    return _acc(centroid_scores(features(x, encode, w), y, features(hx, encode, w), n_way), hy)
+    return accuracy(centroid_scores(features(x, encode, w), y, features(hx, encode, w), n_way), hy)
 
 
 def split_floors(
@@ -215,3 +216,10 @@ def fused_log_probs(
         x, y, n_way
     )
     return torch.log_softmax(model_logits, 1) + weight * torch.log_softmax(pix, 1)
+
+
+def fused_acc(
+    model_logits: Tensor, x: Tensor, y: Tensor, hx: Tensor, hy: Tensor, n_way: int, weight: float
+) -> float:
+    """Accuracy on (hx, hy) of :func:`fused_log_probs`."""
+    return accuracy(fused_log_probs(model_logits, x, y, hx, n_way, weight), hy)

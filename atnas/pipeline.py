@@ -33,7 +33,7 @@ from atnas.floors import (
     check_pixel_floor,
     feature_prototype_acc,
     floors_report,
-    fused_log_probs,
+    fused_acc,
     pixel_centroid_acc,
     pixel_logit_scale,
     split_floors,
@@ -341,8 +341,7 @@ def search_task(
         if expert is not None:
             with torch.no_grad():
                 out = logits(qx, result.encode, result.weights)
-                fused = fused_log_probs(out, x, y, qx, n_way, expert)
-            query_acc = float((fused.argmax(1) == qy).float().mean().item())
+            query_acc = fused_acc(out, x, y, qx, qy, n_way, expert)
         elif pixels is not None:
             query_acc = pixel_acc
         query_floors = {

@@ -81,9 +81,10 @@ from atnas.data import ImageSet
 from atnas.errors import AtnasError
 from atnas.fitness import adapt_encode
 from atnas.floors import (
+    accuracy,
     check_pixel_floor,
     feature_prototype_acc,
-    fused_log_probs,
+    fused_acc,
     pixel_centroid_acc,
 )
 from atnas.learner import InnerConfig
@@ -270,13 +271,18 @@ def evaluate(args: argparse.Namespace) -> None:
                         )
                         with torch.no_grad():
                             out = logits(task.query_x, best, w)
-                        acc = float((out.argmax(1) == task.query_y).float().mean().item())
+                        acc = accuracy(out, task.query_y)
                         for f in args.fuse:
-                            lp = fused_log_probs(
-                                out, task.support_x, task.support_y, task.query_x, way, f
+                            hit = fused_acc(
+                                out,
+                                task.support_x,
+                                task.support_y,
+                                task.query_x,
+                                task.query_y,
+                                way,
+                                f,
                             )
-                            hit = (lp.argmax(1) == task.query_y).float().mean().item()
-                            accs.setdefault(f"{n}~{f:g}", []).append(float(hit))
+                            accs.setdefault(f"{n}~{f:g}", []).append(hit)
                     else:
                         acc = adapted_acc(st, best, task, inner)
                     accs.setdefault(n, []).append(acc)

@@ -55,25 +55,38 @@ def test_weight_zero_is_the_subnet_and_a_large_weight_the_pixel_centroid() -> No
     assert half.shape == (30, 4) and torch.isfinite(half).all()
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_the_fused_check_scores_the_fused_model_on_every_fold(seed: int) -> None:
+def by_hand(seed: int) -> tuple[FloorCheck, FloorCheck, float, float, int]:
+    """The fused check, the three-way check, and the references for both computed by hand on
+    every fold: the subnet's and the fused model's held-out accuracy, the images scored."""
     state = tiny_state()
     encode = state.ranked()[0].encode
     x, y = tensors(noise_set(4, seed))
     inner = TINY_SEARCH.final_inner
     assert inner is not None
-    hits, n = 0, 0
-    for s in support_splits(x, y, WAY, folds=3):  # the reference, by hand
+    model, fused, n = 0, 0, 0
+    for s in support_splits(x, y, WAY, folds=3):
         w = adapt_encode(state.supernet, encode, s.x, s.y, WAY, inner)
         with torch.no_grad():
-            lp = fused_log_probs(logits(s.hx, encode, w), s.x, s.y, s.hx, WAY, 2.0)
-        hits += int((lp.argmax(1) == s.hy).sum())
+            out = logits(s.hx, encode, w)
+        model += int((out.argmax(1) == s.hy).sum())
+        fused += int((fused_log_probs(out, s.x, s.y, s.hx, WAY, 2.0).argmax(1) == s.hy).sum())
         n += len(s.hy)
-    check = check_pixel_floor(
+    as_model = check_pixel_floor(
         state.supernet, encode, x, y, WAY, inner, stop_early=False, pixel_expert=2.0
     )
-    assert check is not None and check.folds == 3 and check.held_out == n
-    assert check.model_acc == pytest.approx(hits / n)
+    three = check_pixel_floor(state.supernet, encode, x, y, WAY, inner, also_fused=2.0)
+    assert as_model is not None and three is not None
+    return as_model, three, model / n, fused / n, n
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_fused_and_three_way_checks_score_their_models_on_every_fold(seed: int) -> None:
+    check, three, model, fused, n = by_hand(seed)
+    assert check.folds == 3 and check.held_out == n
+    assert check.model_acc == pytest.approx(fused)  # the fused model stands for the subnet
+    assert three.folds == 3  # no early stop with three candidates
+    assert three.model_acc == pytest.approx(model)
+    assert three.fused_acc == pytest.approx(fused)
 
 
 def test_a_one_shot_search_ships_the_subnet_times_the_pixels(tmp_path: Path) -> None:
@@ -134,27 +147,6 @@ def test_the_check_chooses_the_most_accurate_of_three_with_ties_to_the_simplest(
     assert FloorCheck(0.8, 0.9, 3, 12, fused_acc=0.9).choice == "fused"  # a tie: the fused one
     assert FloorCheck(0.8, 0.95, 3, 12, fused_acc=0.9).choice == "pixels"
     assert FloorCheck(0.8, 0.95, 3, 12, fused_acc=0.9).to_json()["use_pixels"] is True
-
-
-@pytest.mark.parametrize("seed", [1, 2])
-def test_the_three_way_check_scores_both_models_on_every_fold(seed: int) -> None:
-    state = tiny_state()
-    encode = state.ranked()[0].encode
-    x, y = tensors(noise_set(4, seed))
-    inner = TINY_SEARCH.final_inner
-    assert inner is not None
-    model, fused, n = 0, 0, 0
-    for s in support_splits(x, y, WAY, folds=3):
-        w = adapt_encode(state.supernet, encode, s.x, s.y, WAY, inner)
-        with torch.no_grad():
-            out = logits(s.hx, encode, w)
-        model += int((out.argmax(1) == s.hy).sum())
-        fused += int((fused_log_probs(out, s.x, s.y, s.hx, WAY, 2.0).argmax(1) == s.hy).sum())
-        n += len(s.hy)
-    check = check_pixel_floor(state.supernet, encode, x, y, WAY, inner, also_fused=2.0)
-    assert check is not None and check.folds == 3  # no early stop with three candidates
-    assert check.model_acc == pytest.approx(model / n)
-    assert check.fused_acc == pytest.approx(fused / n)
 
 
 def test_a_search_whose_check_picks_the_fused_model_ships_it() -> None:

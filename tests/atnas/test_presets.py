@@ -17,6 +17,7 @@ from atnas.metastate import MetaState
 from atnas.modelcard import model_card
 from atnas.presets import FOUND_128, FOUND_SMALL, PRESETS, get_preset
 from atnas.search import SearchConfig
+from atnas.space import Encode
 from tests.atnas.conftest import synthetic_images, synthetic_task
 
 
@@ -134,6 +135,17 @@ def test_small128_trains_a_net_within_conv4_32s_cost_alone() -> None:
     assert pipeline.search_defaults(state).population == 1  # adapts that net, searches nothing
 
 
+def trains_and_adapts_its_one_net(preset: str, net: Encode) -> None:
+    """One meta-training iteration of ``preset`` trains ``net`` alone, and a search job on it
+    adapts that net without a search or a warning."""
+    state = _short_run(preset, 1)
+    assert [m.encode for m in state.population] == [net]
+    assert pipeline.search_defaults(state).population == 1  # adapts that net, searches nothing
+    task = synthetic_task(way=5, shot=1, query=1, size=12)
+    outcome = pipeline.search_task(state, task, device=torch.device("cpu"))
+    assert outcome.result.encode == net and outcome.metrics["warnings"] == []
+
+
 def test_smallsep_trains_the_defaults_widths_separable_under_conv4_32s_cost() -> None:
     sep, default = get_preset("smallsep"), get_preset("default")
     net = sep.meta.fixed_encode
@@ -145,12 +157,7 @@ def test_smallsep_trains_the_defaults_widths_separable_under_conv4_32s_cost() ->
     cost, c32 = arch_cost(sep.space, net, 28, 5), arch_cost(sep.space, conv4_32, 28, 5)
     assert cost.flops <= 0.56 * c32.flops  # 1.49M vs 2.70M MACs
     assert cost.params <= 1.08 * c32.params  # 30,629 vs 28,485 parameters
-    state = _short_run("smallsep", 1)
-    assert [m.encode for m in state.population] == [net]
-    assert pipeline.search_defaults(state).population == 1  # adapts that net, searches nothing
-    task = synthetic_task(way=5, shot=1, query=1, size=12)
-    outcome = pipeline.search_task(state, task, device=torch.device("cpu"))
-    assert outcome.result.encode == net and outcome.metrics["warnings"] == []
+    trains_and_adapts_its_one_net("smallsep", net)
 
 
 def test_tinysep_trains_a_separable_net_under_conv4_16s_cost() -> None:
@@ -164,11 +171,7 @@ def test_tinysep_trains_a_separable_net_under_conv4_16s_cost() -> None:
     cost, c16 = arch_cost(tiny.space, net, 28, 5), arch_cost(tiny.space, conv4_16, 28, 5)
     assert cost.flops <= 0.73 * c16.flops  # 0.54M vs 0.75M MACs
     assert cost.params <= 1.81 * c16.params  # 13,269 vs 7,333 parameters
-    state = _short_run("tinysep", 1)
-    assert [m.encode for m in state.population] == [net]
-    task = synthetic_task(way=5, shot=1, query=1, size=12)
-    outcome = pipeline.search_task(state, task, device=torch.device("cpu"))
-    assert outcome.result.encode == net and outcome.metrics["warnings"] == []
+    trains_and_adapts_its_one_net("tinysep", net)
 
 
 def test_a_limit_the_one_trained_net_meets_adapts_that_net_without_a_search() -> None:
