@@ -53,6 +53,7 @@ class MetaTrainConfig:
     ea_every: int = 50
     ea_tasks: int = 4
     explore: float = 0.0  # share of tasks trained on a random encode instead of a member
+    task_styles: float = 0.0  # share of meta-training tasks drawn in a random style (styles.py)
     sandwich: bool = True  # every meta-batch also trains the widest and a narrowest path
     fitness_memory: float = 0.5  # weight kept by earlier EA rounds' scores at each new round
     focus: float = 0.0  # share of the budget, at its end, that trains the final choice alone
@@ -80,6 +81,8 @@ class MetaTrainConfig:
             raise ConfigError("meta_batch, population, ea_every and ea_tasks must be >= 1")
         if not 0.0 <= self.explore <= 1.0:
             raise ConfigError("explore must be in [0, 1]")
+        if not 0.0 <= self.task_styles <= 1.0:
+            raise ConfigError("task_styles must be in [0, 1]")
         if not 0.0 <= self.focus < 1.0:
             raise ConfigError("focus must be in [0, 1)")
         if self.final_tasks < 0:

@@ -62,6 +62,7 @@ from atnas.population import (
     widest,
 )
 from atnas.space import Encode, SearchSpace
+from atnas.styles import restyle
 from atnas.supernet import Supernet
 from atnas.tasks import Task, TaskSampler
 
@@ -305,7 +306,10 @@ class MetaTrainer:
         for slot, (encode, rng) in enumerate(zip(encodes, rngs, strict=True)):
             if owner[slot] != col.rank:
                 continue
-            task = self.train.sample(rng).to(self.device)
+            task = self.train.sample(rng)
+            if cfg.task_styles > 0 and rng.random() < cfg.task_styles:
+                task, _ = restyle(task, rng)
+            task = task.to(self.device)
             out = accumulate_meta_grad(
                 st.supernet, encode, task, cfg.inner, cfg.algorithm, 1.0 / cfg.meta_batch
             )
