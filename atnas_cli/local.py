@@ -94,6 +94,15 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "the widest width explored, the first layer narrowing to pay (default: the preset's)",
     )
     p.add_argument(
+        "--task-styles",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="share of the training tasks drawn in a random image style (lower resolution, "
+        "grey ink), for tasks whose images look unlike the training data (default: the "
+        "preset's, 0)",
+    )
+    p.add_argument(
         "--algorithm",
         choices=[a.value for a in MetaAlgorithm],
         default="fomaml",
@@ -265,6 +274,8 @@ def cmd_meta_train(args: argparse.Namespace) -> int:
         overrides["final_widen"] = args.final_widen
     if args.widen_limit is not None:
         overrides["widen_limit"] = args.widen_limit
+    if args.task_styles is not None:
+        overrides["task_styles"] = args.task_styles
     if args.budget_seconds is not None or args.iterations is not None:
         overrides["budget_seconds"] = args.budget_seconds
         overrides["iterations"] = args.iterations

@@ -90,6 +90,14 @@ class MetaTrainSpec(BaseModel):
         "('pick'), or Conv-4's at the widest width explored ('conv4'), the first layer then "
         "narrowing (to half at most) to pay for wider late layers (default: the preset's)",
     )
+    task_styles: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="share of the training tasks drawn in a random image style (a lower "
+        "resolution and/or grey ink, the same for a task's support and query images), for "
+        "tasks whose images look unlike the training data (0: off; default: the preset's, 0)",
+    )
     algorithm: Literal["fomaml", "maml", "reptile"] = "fomaml"
     preset: Literal[
         "tiny",

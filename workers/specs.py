@@ -50,6 +50,8 @@ def meta_train_overrides(spec: MetaTrainSpec) -> dict[str, Any]:
         overrides["final_widen"] = spec.final_widen
     if spec.widen_limit is not None:
         overrides["widen_limit"] = spec.widen_limit
+    if spec.task_styles is not None:
+        overrides["task_styles"] = spec.task_styles
     return overrides
 
 

@@ -118,6 +118,8 @@ def _s(**kw: Any) -> dict[str, Any]:
         (_m(focus=1.0), "spec.focus"),
         (_m(final_widen=2), "spec.final_widen"),
         (_m(widen_limit="macs"), "spec.widen_limit"),
+        (_m(task_styles=1.5), "spec.task_styles: Input should be less than or equal to 1"),
+        (_m(task_styles="some"), "spec.task_styles"),
         (_m(focus=0.5), "preset 'default' meta-trains one fixed net, without a search: focus"),
         (_m(preset="fixed128", final_widen=0.1), "final_widen would do nothing"),
         (_m(typo=1), "typo"),

@@ -102,6 +102,7 @@ def test_a_bad_search_setting_is_one_line_and_writes_nothing(
     [
         (["--focus", "1.5"], "atnas: error: focus must be in [0, 1)"),
         (["--final-widen", "-1"], "atnas: error: final_widen must be in [0, 1]"),
+        (["--task-styles", "2"], "atnas: error: task_styles must be in [0, 1]"),
         (["--fixed-encode", '[{"op": "conv3x3", "width": 7}]'], "atnas: error: invalid encode"),
         (["--focus", "0.5"], "atnas: error: preset 'default' meta-trains one fixed net"),
     ],

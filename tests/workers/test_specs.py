@@ -22,6 +22,7 @@ def test_meta_train_overrides_carry_every_setting() -> None:
         final_pick="frugal",
         final_widen=0.2,
         widen_limit="conv4",
+        task_styles=0.25,
         algorithm="reptile",
         preset="search64",
         budget_seconds=42,
@@ -40,6 +41,7 @@ def test_meta_train_overrides_carry_every_setting() -> None:
         "final_pick": "frugal",
         "final_widen": 0.2,
         "widen_limit": "conv4",
+        "task_styles": 0.25,
         "image_size": 32,
         "algorithm": MetaAlgorithm.REPTILE,
         "budget_seconds": 42,
@@ -49,7 +51,8 @@ def test_meta_train_overrides_carry_every_setting() -> None:
     img = image_config(spec)
     assert (img.image_size, img.channels) == (32, 3)
     default = meta_train_overrides(MetaTrainSpec(datasets=["d"]))
-    assert not {"focus", "final_pick", "final_widen", "widen_limit"} & set(default)  # the preset's
+    from_preset = {"focus", "final_pick", "final_widen", "widen_limit", "task_styles"}
+    assert not from_preset & set(default)  # the preset's
 
 
 def test_search_settings_are_refused_for_a_preset_without_a_search() -> None:
@@ -73,6 +76,8 @@ def test_focus_out_of_range_is_refused() -> None:
     for bad in (-0.1, 1.5):
         with pytest.raises(pydantic.ValidationError, match="final_widen"):
             MetaTrainSpec(datasets=["d"], final_widen=bad)
+        with pytest.raises(pydantic.ValidationError, match="task_styles"):
+            MetaTrainSpec(datasets=["d"], task_styles=bad)
 
 
 def test_search_config_keeps_defaults_and_applies_budget() -> None:
