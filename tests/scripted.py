@@ -42,10 +42,12 @@ class Script:
         fail: str | None = None,
         pixels: bool = False,
         warnings: tuple[str, ...] = (),
+        expert: float = 0.0,
     ) -> None:
         self.steps, self.step_s, self.fail = steps, step_s, fail
         self.pixels = pixels  # a search ships the pixel centroid, as its result says
         self.warnings = list(warnings)  # a search's result carries these warnings
+        self.expert = expert  # > 0: a search ships the net times the pixel centroid
         self.gate = threading.Event()
         self.gate.set()
 
@@ -83,6 +85,8 @@ class Script:
         if job.kind is JobKind.search:
             check = {"model_acc": 0.6, "pixel_acc": 0.8, "folds": 3, "held_out": 15}
             result["model"] = "pixel_centroid" if self.pixels else "subnet"
+            if self.expert and not self.pixels:
+                result["model"], result["pixel_expert"] = "subnet_x_pixels", self.expert
             result["floors"] = {"check": {**check, "use_pixels": True} if self.pixels else None}
             result["warnings"] = self.warnings
         return result

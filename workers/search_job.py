@@ -135,10 +135,11 @@ def _summary(outcome: pipeline.TaskOutcome, artifacts: list[str]) -> dict[str, A
         "params": cost["params"],
         "latency_ms": cost["latency_ms"],
         "floors": outcome.metrics["floors"],
-        # "subnet_x_pixels" (the adapted subnet times nearest centroid on pixels, the default),
-        # "subnet" (pixel_expert 0), or "pixel_centroid" when that beat the model on held-out
-        # support images
+        # "subnet" (the default), "subnet_x_pixels" (the adapted subnet times nearest centroid
+        # on pixels, with pixel_expert > 0), or "pixel_centroid" when that beat the model on
+        # held-out support images
         "model": outcome.metrics["model"],
+        "pixel_expert": outcome.pixel_expert,
         "front": outcome.metrics["front"],
         # What to know before deploying it (e.g. a net whose channels were never meta-trained)
         "warnings": outcome.metrics["warnings"],

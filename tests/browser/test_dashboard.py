@@ -139,6 +139,18 @@ def test_a_search_that_shipped_the_pixels_says_so_above_the_drawing(
     expect(page.locator("#arch g.layer")).to_have_count(2)  # the replaced net, still drawn
 
 
+def test_a_search_that_shipped_the_net_times_the_pixels_says_so(
+    server: LiveServer, settings: Settings, redis_client: redis.Redis, page: Page
+) -> None:
+    job_id = _scripted_search(
+        server, settings, redis_client, Script(steps=2, step_s=0.05, expert=2.0)
+    )
+    page.goto(f"{server.url}/#/jobs/{job_id}")
+    note = page.locator("#arch .shipped")
+    expect(note).to_contain_text("times a nearest-centroid classifier on raw pixels (weight 2")
+    expect(page.locator("#arch g.layer")).to_have_count(2)  # the net that shipped, drawn
+
+
 def test_a_search_results_warnings_stand_above_the_drawing(
     server: LiveServer, settings: Settings, redis_client: redis.Redis, page: Page
 ) -> None:

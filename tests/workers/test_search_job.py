@@ -120,6 +120,7 @@ def test_a_bounded_search_returns_a_net_and_a_front_within_the_bound(
     assert isinstance(result["floors"]["model_beats_floors"], bool)
     pixels_won = (result["floors"]["check"] or {}).get("use_pixels", False)
     assert result["model"] == ("pixel_centroid" if pixels_won else "subnet")
+    assert result["pixel_expert"] is None  # off by default: no pixel expert joined the net
     assert "front.json" in result["artifacts"]
     assert {"model.ts", "model.onnx", "README.md"} <= set(result["artifacts"])
     card = ctx.artifacts.path(job.id, "README.md").read_text()

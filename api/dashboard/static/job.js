@@ -88,8 +88,14 @@ function notes(result) {
   return warnings.map((w) => `<p class="shipped warning"><b>Warning:</b> ${esc(w)}</p>`).join("") + shippedNote(result);
 }
 
-/** When the pixel fallback shipped, says so above the drawing of the net it replaced. */
+/** When the pixel fallback shipped, says so above the drawing of the net it replaced; when the
+ * net shipped joined with a pixel expert, says that. */
 function shippedNote(result) {
+  if (result && result.model === "subnet_x_pixels") {
+    const w = typeof result.pixel_expert === "number" ? ` (weight ${fmt(result.pixel_expert)})` : "";
+    return `<p class="shipped">The model files hold the net below <b>times a nearest-centroid
+      classifier on raw pixels</b>${w}: its logits add both experts' log-probabilities.</p>`;
+  }
   if (!result || result.model !== "pixel_centroid") return "";
   const check = (result.floors && result.floors.check) || {};
   const scores = check.pixel_acc !== undefined
