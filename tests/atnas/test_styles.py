@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from atnas.errors import ConfigError
-from atnas.learner import InnerConfig
 from atnas.metatrain import MetaTrainConfig, MetaTrainer
-from atnas.space import SearchSpace
 from atnas.styles import LOWRES_SIDES, Style, apply_style, draw_style, restyle
-from atnas.tasks import Task, TaskSampler
-from tests.atnas.conftest import synthetic_images
+from atnas.tasks import Task
+from tests.atnas.test_metatrain import CFG
+from tests.atnas.test_metatrain import _trainer as metatrain_trainer
 
 
 def _strokes(b: int = 6, size: int = 28) -> torch.Tensor:
@@ -78,26 +79,8 @@ def test_config_refuses_a_share_outside_0_1(bad: float) -> None:
 
 
 def _trainer(task_styles: float) -> MetaTrainer:
-    cfg = MetaTrainConfig(
-        way=3,
-        shot=1,
-        query=2,
-        rotations=False,
-        image_size=8,
-        inner=InnerConfig(steps=1, lr=0.2),
-        meta_batch=2,
-        population=2,
-        offspring=1,
-        ea_every=100,
-        ea_tasks=1,
-        budget_seconds=None,
-        iterations=2,
-        seed=0,
-        task_styles=task_styles,
-    )
-    train = TaskSampler(synthetic_images(6, 4, size=8, seed=0), 3, 1, 2)
-    fitness = TaskSampler(synthetic_images(4, 4, size=8, seed=1), 3, 1, 2)
-    return MetaTrainer(SearchSpace(num_layers=3, widths=(4, 8)), cfg, train, fitness)
+    """test_metatrain's small trainer, with ``task_styles`` set."""
+    return metatrain_trainer(dataclasses.replace(CFG, task_styles=task_styles))
 
 
 def _params(t: MetaTrainer) -> torch.Tensor:
