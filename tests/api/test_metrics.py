@@ -169,7 +169,8 @@ def test_the_numbers_move_while_a_search_runs(
     dispatcher.start()
     seen_running = None
     try:
-        deadline = time.monotonic() + 120
+        # a hang guard, not a timing target: ~17 s alone, >120 s once beside another Ray cluster
+        deadline = time.monotonic() + 300
         while True:
             s = scrape(server.http)
             if jobs(s, "search", "running") == 1 and seen_running is None:
@@ -193,4 +194,4 @@ def test_the_numbers_move_while_a_search_runs(
     run_s = after[
         ("atnas_job_duration_seconds_gsum", (("kind", "search"), ("status", "succeeded")))
     ]
-    assert 0 < run_s < 120
+    assert 0 < run_s < 300
