@@ -5,8 +5,11 @@ seed: AT-NAS as the product does by default (``--preset default``: the net AT-NA
 found, ``32,64,128,128``, meta-trained alone; ``--preset search64`` or ``late128`` for a
 supernet with an evolution at meta-training time) and the fixed Conv-4 at widths 64, 32 and
 16 (the same meta-learner and code path; Conv-4-32 and -16 cost about as much as AT-NAS nets
-limited to ~3M and ~1M MACs). Snapshots are kept at each ``--checkpoints`` minute, so accuracy
-against meta-training time comes from the same runs.
+limited to ~3M and ~1M MACs), each at its own meta-rate (``--fixed-rates``: by default the rate
+that gave each width its best accuracy at 20 minutes in docs/benchmarks.md's screens, rounds
+26-29: 1e-3 for Conv-4-64, 6e-3 for -32 and -16; until 2026-12-06 all three ran at 1e-3, which
+left the small nets below their best). Snapshots are kept at each ``--checkpoints`` minute, so
+accuracy against meta-training time comes from the same runs.
 
 Then, on tasks from the 5 meta-validation alphabets (Armenian, Bengali, Hebrew, Korean,
 Tifinagh), **every method scores the same tasks**, and per-task accuracies are stored:
@@ -77,6 +80,9 @@ ROOT = Path(__file__).resolve().parents[1]
 META_VAL = ["Armenian", "Bengali", "Hebrew", "Korean", "Tifinagh"]
 SETTINGS = {"5w1s": (5, 1), "5w5s": (5, 5), "20w1s": (20, 1)}
 NETS = ("atnas", "conv4_64", "conv4_32", "conv4_16")
+#: The fixed nets' meta-rates (``--fixed-rates``): each width's best at 20 minutes of the rates
+#: screened (docs/benchmarks.md, rounds 26-29; search64's own rate, 1e-3, for Conv-4-64).
+FIXED_RATES = {64: 1e-3, 32: 6e-3, 16: 6e-3}
 log = logging.getLogger("bench")
 
 
@@ -102,7 +108,9 @@ def part_meta(args: argparse.Namespace, net: str, seed: int) -> dict[str, Any]:
     images = pipeline.load_meta_images([args.data]).select(exclude=META_VAL)
     overrides: dict[str, Any] = atnas_overrides(args) if net == "atnas" else {}
     if net != "atnas":
-        overrides["fixed_encode"] = conv4(int(net.split("_")[1]))
+        width = int(net.split("_")[1])
+        overrides["fixed_encode"] = conv4(width)
+        overrides["meta_lr"] = args.fixed_rates[width]
     trainer = pipeline.meta_trainer(
         images,
         args.preset if net == "atnas" else "search64",  # the fixed nets in search64's space
@@ -126,6 +134,7 @@ def part_meta(args: argparse.Namespace, net: str, seed: int) -> dict[str, Any]:
     for m in pending:  # the budget ran out a hair before the last checkpoint
         state.save(snapshot(args, net, seed, m))
     return {
+        "meta_lr": state.config.meta_lr,
         "iterations": state.iteration,
         "seconds": state.elapsed,
         "iterations_per_second": state.iteration / state.elapsed,
@@ -369,8 +378,9 @@ class PartFailed(Exception):
 def made_with(args: argparse.Namespace, part: str) -> dict[str, Any]:
     """What a part's result depends on: ``--reuse`` keeps a part only when this is unchanged.
 
-    Meta-training depends on the data, the preset, its overrides and the checkpoints; the
-    evaluations on everything else too (task counts, settings, domains, ...).
+    Meta-training depends on the data, the preset, its overrides and the checkpoints (a fixed
+    net's on its meta-rate too); the evaluations on everything else too (task counts, settings,
+    domains, the fixed nets' rates, ...).
     """
     key: dict[str, Any] = {
         "data": str(args.data),
@@ -378,6 +388,10 @@ def made_with(args: argparse.Namespace, part: str) -> dict[str, Any]:
         "atnas_set": list(args.atnas_set),
         "checkpoints": list(args.checkpoints),
     }
+    if part.startswith("meta:conv4_"):  # a fixed net's training depends on its rate alone
+        key["meta_lr"] = args.fixed_rates[int(part.split(":")[1].split("_")[1])]
+    elif not part.startswith("meta:"):  # the evaluations, on every fixed net's
+        key["fixed_rates"] = [[w, r] for w, r in sorted(args.fixed_rates.items())]
     if not part.startswith("meta:"):
         argv, skip = [], False
         for a in args.passthrough:  # where results go and how many run at once change nothing
@@ -386,6 +400,25 @@ def made_with(args: argparse.Namespace, part: str) -> dict[str, Any]:
             skip = not skip and a in ("--workdir", "--out", "--parallel")
         key["argv"] = argv
     return key
+
+
+def fixed_rates(items: list[str]) -> dict[int, float]:
+    """``--fixed-rates WIDTH=RATE ...`` over :data:`FIXED_RATES` (a one-line ConfigError)."""
+    rates = dict(FIXED_RATES)
+    for item in items:
+        width, sep, rate = item.partition("=")
+        if not sep or not width.isdigit() or int(width) not in FIXED_RATES:
+            raise ConfigError(
+                f"--fixed-rates takes WIDTH=RATE with WIDTH in 64, 32, 16, not {item!r}"
+            )
+        try:
+            value = float(rate)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value <= 0:
+            raise ConfigError(f"--fixed-rates {width}: {rate!r} is not a positive number")
+        rates[int(width)] = value
+    return rates
 
 
 def spawn(args: argparse.Namespace, part: str) -> dict[str, Any]:
@@ -438,6 +471,13 @@ def main() -> int:
         help="the AT-NAS arm's preset (default: %(default)s, the product's)",
     )
     ap.add_argument("--atnas-set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument(
+        "--fixed-rates",
+        nargs="+",
+        default=[],
+        metavar="WIDTH=RATE",
+        help="the fixed Conv-4s' meta-rates (default: 64=1e-3 32=6e-3 16=6e-3)",
+    )
     ap.add_argument("--parallel", type=int, default=2, help="parts at once (one thread each)")
     ap.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "out" / "algorithm")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "algorithm.json")
@@ -455,6 +495,11 @@ def main() -> int:
         pipeline.meta_config(args.preset, **atnas_overrides(args))
     except ConfigError as exc:
         print(f"bench: error: --preset {args.preset}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        args.fixed_rates = fixed_rates(args.fixed_rates)
+    except ConfigError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
         return 2
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.part:
@@ -490,6 +535,7 @@ def main() -> int:
         "meta_minutes": max(args.checkpoints),
         "checkpoints": sorted(args.checkpoints),
         "atnas_overrides": {k: str(v) for k, v in atnas_overrides(args).items()},
+        "fixed_rates": {f"conv4_{w}": r for w, r in sorted(args.fixed_rates.items())},
         "meta": meta_out,
         "evals": {k: v for k, v in eval_out.items() if k != "scratch"},
         "scratch": eval_out.get("scratch"),

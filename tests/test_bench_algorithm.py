@@ -51,6 +51,11 @@ def test_the_default_preset_is_benchmarked_as_a_search_job_runs_it(tmp_path: Pat
         # under a Conv-4/32 budget it must search the space for a net that fits
         assert task["macs"]["atnas_le_c32"] <= task["macs"]["conv4_32"]
     assert {"atnas", "meta_best", "conv4_64", "pixel_centroid"} <= set(report["summary"]["5w1s"])
+    # each fixed Conv-4 meta-trains at its own rate (the small ones gain from higher rates)
+    rates = {
+        n: report["meta"][f"meta:{n}:0"]["meta_lr"] for n in ("conv4_64", "conv4_32", "conv4_16")
+    }
+    assert rates == report["fixed_rates"] == {"conv4_64": 1e-3, "conv4_32": 6e-3, "conv4_16": 6e-3}
 
     # --reuse keeps a part only when what it depends on is unchanged
     again = _run(tmp_path, *small, "--oracle-tasks", "1", "--reuse")
@@ -60,6 +65,13 @@ def test_the_default_preset_is_benchmarked_as_a_search_job_runs_it(tmp_path: Pat
     assert "eval:5w1s:0: made with other arguments" in more.stderr
     rerun_parts = [ln for ln in more.stderr.splitlines() if "made with other arguments" in ln]
     assert not any("meta:" in ln for ln in rerun_parts)  # the trained nets are kept
+    rate = _run(tmp_path, *small, "--oracle-tasks", "2", "--reuse", "--fixed-rates", "32=3e-3")
+    assert rate.returncode == 0, rate.stderr[-2000:]
+    rerun_metas = [ln for ln in rate.stderr.splitlines() if "meta:" in ln and "made with" in ln]
+    assert len(rerun_metas) == 1, rate.stderr[-2000:]  # only the net whose rate changed
+    assert "meta:conv4_32:0: made with other arguments" in rerun_metas[0]
+    rerate = json.loads((tmp_path / "out.json").read_text())
+    assert rerate["meta"]["meta:conv4_32:0"]["meta_lr"] == 3e-3
     other = _run(tmp_path, *small, "--oracle-tasks", "2", "--reuse", "--preset", "small128")
     assert other.returncode == 0, other.stderr[-2000:]
     assert "meta:atnas:0: made with other arguments" in other.stderr
@@ -80,6 +92,10 @@ def test_the_default_preset_is_benchmarked_as_a_search_job_runs_it(tmp_path: Pat
         (["--atnas-set", "meta_lr=-1"], "meta_lr must be a positive number"),
         (["--atnas-set", 'inner={"steps": -1}'], "inner steps must be >= 0"),
         (["--preset", "nope"], "invalid choice: 'nope'"),
+        (["--fixed-rates", "48=1e-3"], "WIDTH in 64, 32, 16, not '48=1e-3'"),
+        (["--fixed-rates", "32"], "WIDTH in 64, 32, 16, not '32'"),
+        (["--fixed-rates", "32=fast"], "--fixed-rates 32: 'fast' is not a positive number"),
+        (["--fixed-rates", "16=0"], "--fixed-rates 16: '0' is not a positive number"),
     ],
 )
 def test_bad_settings_stop_in_one_line_before_any_work(
