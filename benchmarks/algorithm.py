@@ -409,7 +409,8 @@ def fixed_rates(items: list[str]) -> dict[int, float]:
         width, sep, rate = item.partition("=")
         if not sep or not width.isdigit() or int(width) not in FIXED_RATES:
             raise ConfigError(
-                f"--fixed-rates takes WIDTH=RATE with WIDTH in 64, 32, 16, not {item!r}"
+                f"--fixed-rates takes WIDTH=RATE with WIDTH in {', '.join(map(str, FIXED_RATES))}, "
+                f"not {item!r}"
             )
         try:
             value = float(rate)
@@ -476,7 +477,9 @@ def main() -> int:
         nargs="+",
         default=[],
         metavar="WIDTH=RATE",
-        help="the fixed Conv-4s' meta-rates (default: 64=1e-3 32=6e-3 16=6e-3)",
+        help="the fixed Conv-4s' meta-rates (default: "
+        + " ".join(f"{w}={r:g}" for w, r in FIXED_RATES.items())
+        + ")",
     )
     ap.add_argument("--parallel", type=int, default=2, help="parts at once (one thread each)")
     ap.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "out" / "algorithm")
