@@ -378,21 +378,18 @@ class PartFailed(Exception):
 def made_with(args: argparse.Namespace, part: str) -> dict[str, Any]:
     """What a part's result depends on: ``--reuse`` keeps a part only when this is unchanged.
 
-    Meta-training depends on the data, the preset, its overrides and the checkpoints (a fixed
-    net's on its meta-rate too); the evaluations on everything else too (task counts, settings,
-    domains, the fixed nets' rates, ...).
+    Meta-training depends on the data and the checkpoints, AT-NAS's on the preset and its
+    overrides, a fixed net's on its meta-rate (it trains in ``search64``'s space whatever the
+    preset); the evaluations on everything else too (task counts, settings, domains, the fixed
+    nets' rates, ...).
     """
-    key: dict[str, Any] = {
-        "data": str(args.data),
-        "preset": args.preset,
-        "atnas_set": list(args.atnas_set),
-        "checkpoints": list(args.checkpoints),
-    }
+    key: dict[str, Any] = {"data": str(args.data), "checkpoints": list(args.checkpoints)}
     if part.startswith("meta:conv4_"):  # a fixed net's training depends on its rate alone
         key["meta_lr"] = args.fixed_rates[int(part.split(":")[1].split("_")[1])]
-    elif not part.startswith("meta:"):  # the evaluations, on every fixed net's
+        return key
+    key |= {"preset": args.preset, "atnas_set": list(args.atnas_set)}
+    if not part.startswith("meta:"):  # the evaluations, on every fixed net's rate and more
         key["fixed_rates"] = [[w, r] for w, r in sorted(args.fixed_rates.items())]
-    if not part.startswith("meta:"):
         argv, skip = [], False
         for a in args.passthrough:  # where results go and how many run at once change nothing
             if not skip and a.split("=")[0] not in ("--workdir", "--out", "--parallel"):

@@ -72,13 +72,17 @@ def test_the_default_preset_is_benchmarked_as_a_search_job_runs_it(tmp_path: Pat
     assert "meta:conv4_32:0: made with other arguments" in rerun_metas[0]
     rerate = json.loads((tmp_path / "out.json").read_text())
     assert rerate["meta"]["meta:conv4_32:0"]["meta_lr"] == 3e-3
-    other = _run(tmp_path, *small, "--oracle-tasks", "2", "--reuse", "--preset", "small128")
+    kept = ["--fixed-rates", "32=3e-3"]  # as the last run: only the preset changes
+    other = _run(tmp_path, *small, "--oracle-tasks", "2", "--reuse", *kept, "--preset", "small128")
     assert other.returncode == 0, other.stderr[-2000:]
     assert "meta:atnas:0: made with other arguments" in other.stderr
+    # the fixed nets train in search64's space whatever the preset: they are kept
+    rerun_metas = [ln for ln in other.stderr.splitlines() if "meta:" in ln and "made with" in ln]
+    assert len(rerun_metas) == 1, other.stderr[-2000:]
     rerun = json.loads((tmp_path / "out.json").read_text())
     assert rerun["meta"]["meta:atnas:0"]["best_encode"] == FOUND_SMALL.key()  # small128's net
     (tmp_path / "w" / "eval_5w1s_0.json").write_text("{")  # a part cut short mid-write
-    cut = _run(tmp_path, *small, "--oracle-tasks", "2", "--reuse", "--preset", "small128")
+    cut = _run(tmp_path, *small, "--oracle-tasks", "2", "--reuse", *kept, "--preset", "small128")
     assert cut.returncode == 0, cut.stderr[-2000:]
     assert "eval:5w1s:0: made with other arguments" in cut.stderr
 
