@@ -50,9 +50,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--preset",
         choices=sorted(PRESETS),
         default="default",
-        help="settings bundle (default: %(default)s, the net 32,64,128,128 that AT-NAS's "
-        "search found, meta-trained alone; 'search64' searches widths 16-64 during "
-        "meta-training)",
+        help="settings bundle (default: %(default)s, the widths 32,64,128,128 that AT-NAS's "
+        "search found, layers 2-4 separable, meta-trained alone; 'dense128': the same widths "
+        "as conv 3x3; 'search64' searches widths 16-64 during meta-training)",
     )
     p.add_argument("--way", type=int, default=5, help="classes per task (default: %(default)s)")
     p.add_argument(

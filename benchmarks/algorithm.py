@@ -1,15 +1,16 @@
 """Paired benchmark of AT-NAS against fixed nets of matching cost on Omniglot (issue 6).
 
 At an equal meta-training wall-clock budget, one thread each, side by side, it meta-trains per
-seed: AT-NAS as the product does by default (``--preset default``: the net AT-NAS's search
-found, ``32,64,128,128``, meta-trained alone; ``--preset search64`` or ``late128`` for a
-supernet with an evolution at meta-training time) and the fixed Conv-4 at widths 64, 32 and
-16 (the same meta-learner and code path; Conv-4-32 and -16 cost about as much as AT-NAS nets
-limited to ~3M and ~1M MACs), each at its own meta-rate (``--fixed-rates``: by default the rate
-that gave each width its best accuracy at 20 minutes in docs/benchmarks.md's screens, rounds
-26-29: 1e-3 for Conv-4-64, 6e-3 for -32 and -16; until 2026-12-06 all three ran at 1e-3, which
-left the small nets below their best). Snapshots are kept at each ``--checkpoints`` minute, so
-accuracy against meta-training time comes from the same runs.
+seed: AT-NAS as the product does by default (``--preset default``: since 2026-12-06 the widths
+AT-NAS's search found, ``32,64,128,128``, with layers 2-4 separable, meta-trained alone;
+``--preset dense128`` for the same widths as conv 3x3, the default before; ``--preset search64``
+or ``late128`` for a supernet with an evolution at meta-training time) and the fixed Conv-4 at
+widths 64, 32 and 16 (the same meta-learner and code path; Conv-4-32 and -16 cost about as much as
+AT-NAS nets limited to ~3M and ~1M MACs), each at its own meta-rate (``--fixed-rates``: by default
+the rate that gave each width its best accuracy at 20 minutes in docs/benchmarks.md's screens,
+rounds 26-29: 1e-3 for Conv-4-64, 6e-3 for -32 and -16; until 2026-12-06 all three ran at 1e-3,
+which left the small nets below their best). Snapshots are kept at each ``--checkpoints`` minute,
+so accuracy against meta-training time comes from the same runs.
 
 Then, on tasks from the 5 meta-validation alphabets (Armenian, Bengali, Hebrew, Korean,
 Tifinagh), **every method scores the same tasks**, and per-task accuracies are stored:

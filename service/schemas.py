@@ -15,7 +15,7 @@ MAX_ITERATIONS = 10_000_000
 MAX_WORKERS = 1024
 MAX_COST = 10**15
 #: Presets that meta-train one fixed net (no search during meta-training; atnas.presets).
-FIXED_NET_PRESETS = ("default", "fixed128", "small128", "smallsep", "tinysep")
+FIXED_NET_PRESETS = ("default", "dense128", "fixed128", "small128", "smallsep", "tinysep")
 
 
 class JobKind(str, Enum):
@@ -102,6 +102,7 @@ class MetaTrainSpec(BaseModel):
     preset: Literal[
         "tiny",
         "default",
+        "dense128",
         "search64",
         "late128",
         "fixed128",
@@ -112,10 +113,12 @@ class MetaTrainSpec(BaseModel):
         "paper",
     ] = Field(
         default="default",
-        description="'default': the net 32,64,128,128 that AT-NAS's search found, meta-trained "
-        "alone at a meta-rate of 3e-3 ('fixed128': the same at 1e-3); 'search64': an "
+        description="'default' (the same as 'smallsep'): the widths 32,64,128,128 that AT-NAS's "
+        "search found, layers 2-4 separable (1.49M MACs), meta-trained alone at a meta-rate of "
+        "3e-3; 'dense128': the default until 2026-12-06, the same widths as conv 3x3 (9.90M "
+        "MACs; 'fixed128': the same at 1e-3); 'search64': an "
         "evolutionary search over widths 16-64 during meta-training, then its pick trained "
-        "alone; 'smallsep': a net of <= 3M MACs (1.49M; 'small128': an earlier one); "
+        "alone; 'small128': an earlier net of <= 3M MACs; "
         "'tinysep': a net of about 1M MACs or less (0.54M); "
         "'tiny': seconds, for smoke tests; 'wide', 'paper': larger spaces (docs/guide.md)",
     )

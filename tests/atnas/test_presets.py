@@ -15,7 +15,7 @@ from atnas.learner import InnerConfig
 from atnas.limits import CostLimits, within
 from atnas.metastate import MetaState
 from atnas.modelcard import model_card
-from atnas.presets import FOUND_128, FOUND_SMALL, PRESETS, get_preset
+from atnas.presets import FOUND_128, FOUND_SEP, FOUND_SMALL, PRESETS, get_preset
 from atnas.search import SearchConfig
 from atnas.space import Encode
 from tests.atnas.conftest import synthetic_images, synthetic_task
@@ -43,15 +43,17 @@ def test_preset_exists_and_is_consistent(name: str) -> None:
     assert p.name == name and PRESETS[name] is p
     assert 3 <= p.space.num_layers <= 6
     # search64 searches widths of a slimmable Conv-4; wide and paper ops and widths
-    slimmable = name in {"default", "search64", "late128", "fixed128", "small128"}
+    slimmable = name in {"dense128", "search64", "late128", "fixed128", "small128"}
     slimmable = slimmable and p.space.ops == ("conv3x3",)
-    separable = name in {"smallsep", "tinysep"} and p.space.ops == ("conv3x3", "sepconv3x3")
+    separable = name in {"default", "smallsep", "tinysep"}
+    separable = separable and p.space.ops == ("conv3x3", "sepconv3x3")
     assert len(p.space.ops) >= 6 or slimmable or separable
     assert len(p.space.widths) >= 2
     assert p.space.conv4() in {p.space.conv4()}  # Conv-4 is a point of every preset's space
     assert p.search.seed_top <= p.search.population
     assert 0.0 < p.fitness_fraction < 1.0
-    fixed = name in {"default", "fixed128", "small128", "smallsep", "tinysep"}  # one net: no EA
+    fixed = name in {"default", "dense128", "fixed128", "small128", "smallsep", "tinysep"}
+    # one net: no EA
     assert (p.meta.fixed_encode is None) == (not fixed)
 
 
@@ -62,17 +64,24 @@ def test_late128_explores_search64s_space_and_widens_past_it_from_copies() -> No
     assert late.meta.widen_limit == "conv4" and search64.meta.widen_limit == "pick"
 
 
-def test_the_default_is_fixed128s_net_trained_alone() -> None:
-    default, fixed = get_preset("default"), get_preset("fixed128")
-    assert default.space == fixed.space and default.search == fixed.search
-    # the same run but for the meta-rate (round 16 raised the default's to 3e-3)
-    assert default.meta == dataclasses.replace(fixed.meta, meta_lr=3e-3)
-    assert fixed.meta.meta_lr == 1e-3 and pipeline.meta_config("default").meta_lr == 3e-3
-    assert default.meta.fixed_encode == FOUND_128
+def test_the_default_is_smallseps_net_trained_alone() -> None:
+    default, sep = get_preset("default"), get_preset("smallsep")
+    # the same run under two names (round 32 made smallsep the default)
+    assert (default.space, default.meta, default.search) == (sep.space, sep.meta, sep.search)
+    assert default.meta.fixed_encode == FOUND_SEP
+    assert pipeline.meta_config("default").meta_lr == 3e-3
+
+
+def test_dense128_is_fixed128s_net_at_3e_3() -> None:
+    dense, fixed = get_preset("dense128"), get_preset("fixed128")
+    assert dense.space == fixed.space and dense.search == fixed.search
+    # the same run but for the meta-rate (round 16 raised it to 3e-3)
+    assert dense.meta == dataclasses.replace(fixed.meta, meta_lr=3e-3)
+    assert fixed.meta.meta_lr == 1e-3 and dense.meta.fixed_encode == FOUND_128
 
 
 def test_search_settings_are_refused_for_a_fixed_net_preset() -> None:
-    for preset in ("default", "fixed128", "small128", "smallsep", "tinysep"):
+    for preset in ("default", "dense128", "fixed128", "small128", "smallsep", "tinysep"):
         with pytest.raises(ConfigError, match=f"preset '{preset}' meta-trains one fixed net"):
             pipeline.meta_config(preset, focus=0.5, final_widen=0.1)
     with pytest.raises(ConfigError, match="focus must be in"):  # a range error comes first
@@ -146,13 +155,13 @@ def trains_and_adapts_its_one_net(preset: str, net: Encode) -> None:
     assert outcome.result.encode == net and outcome.metrics["warnings"] == []
 
 
-def test_smallsep_trains_the_defaults_widths_separable_under_conv4_32s_cost() -> None:
-    sep, default = get_preset("smallsep"), get_preset("default")
+def test_smallsep_trains_dense128s_widths_separable_under_conv4_32s_cost() -> None:
+    sep, dense = get_preset("smallsep"), get_preset("dense128")
     net = sep.meta.fixed_encode
     assert net is not None and sep.space.is_valid(net)
     assert [c.width for c in net.layers] == [c.width for c in FOUND_128.layers]
     assert [c.op for c in net.layers] == ["conv3x3"] + ["sepconv3x3"] * 3
-    assert sep.meta.meta_lr == default.meta.meta_lr == 3e-3
+    assert sep.meta.meta_lr == dense.meta.meta_lr == 3e-3
     conv4_32 = sep.space.up_to(32).conv4()
     cost, c32 = arch_cost(sep.space, net, 28, 5), arch_cost(sep.space, conv4_32, 28, 5)
     assert cost.flops <= 0.56 * c32.flops  # 1.49M vs 2.70M MACs
