@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from atnas.presets import FOUND_128, FOUND_SMALL
+from atnas.presets import FOUND_SEP, FOUND_SMALL
 from tests.conftest import Zips
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ def test_the_default_preset_is_benchmarked_as_a_search_job_runs_it(tmp_path: Pat
     report = json.loads((tmp_path / "out.json").read_text())
     part = report["evals"]["eval:5w1s:0"]
     # the default preset trains one net: that net is meta_best and what the search job adapts
-    found = FOUND_128.key()
+    found = FOUND_SEP.key()
     assert report["meta"]["meta:atnas:0"]["best_encode"] == found
     assert part["meta_best"] == found
     for task in part["tasks"]:
