@@ -380,11 +380,11 @@ def untrained_warnings(
     state: MetaState, chosen: Encode, limits: CostLimits, n_way: int
 ) -> list[str]:
     """What a user must know before deploying ``chosen``: when the supernet meta-trained one
-    fixed net (the ``default``, ``fixed128``, ``small128``, ``smallsep`` and ``tinysep``
-    presets) and the search returned another (cost limits ruled the net out, or a search was
-    asked for), the chosen net was never meta-trained as such: on the default's supernet the
-    nets within Conv-4/16's cost scored far below Conv-4/16 meta-trained alone
-    (docs/benchmarks.md)."""
+    fixed net (the ``default``, ``dense128``, ``fixed128``, ``small128``, ``smallsep`` and
+    ``tinysep`` presets) and the search returned another (cost limits ruled the net out, or a
+    search was asked for), the chosen net was never meta-trained as such: on ``dense128``'s
+    supernet (the default until round 32) the nets within Conv-4/16's cost scored far below
+    Conv-4/16 meta-trained alone (docs/benchmarks.md)."""
     trained = state.config.fixed_encode
     if trained is None or chosen == trained:
         return []
@@ -395,9 +395,9 @@ def untrained_warnings(
         f"this supernet meta-trained one net ({trained.key()}, {cost.flops / 1e6:.2f}M MACs) "
         f"and {why}: the chosen net was never meta-trained as such (its channels were "
         "trained only as part of that net, or not at all), so expect it to score well below "
-        "a net meta-trained at its cost (meta-train the preset 'smallsep' for <= 3M MACs, "
-        "'tinysep' for <= 0.75M, or "
-        "a searching preset such as 'search64')"
+        "a net meta-trained at its cost (meta-train the preset 'default' or 'smallsep', "
+        "1.49M MACs, for <= 3M MACs, 'tinysep' for <= 0.75M, or a searching preset such "
+        "as 'search64')"
     ]
 
 
