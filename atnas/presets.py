@@ -7,6 +7,8 @@
   scored **+1.02 +- 0.50 (5w1s) / +2.94 +- 0.63 (20w1s)** against ``dense128`` at 20 minutes and
   +3.58 +- 0.63 / +6.55 +- 0.80 at 10, made the default by a rule written before the runs
   (docs/benchmarks.md, "Issue 6, round 32"; round 31, another VM: +1.67 / +2.07 at 10).
+  Against Conv-4/64 at 1e-3, one session, the same seeds: +2.94 +- 0.50 / +5.64 +- 0.56 at 20
+  minutes and +2.51 +- 0.53 / +4.86 +- 0.62 at 10 ("Issue 6, round 33").
   Search settings (``focus`` ...) are refused for it (:data:`atnas.pipeline.SEARCH_SETTINGS`).
 - ``dense128``: the default from 2026-12-04 to 2026-12-06: the net ``32,64,128,128`` (9.90M
   MACs, 3% under Conv-4/64) that ``late128``'s search and widening rule picked on the tuning
