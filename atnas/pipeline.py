@@ -376,6 +376,11 @@ def search_task(
     return outcome
 
 
+#: The presets that meta-train one net alone, cheapest first, named in the advice of
+#: :func:`untrained_warnings` (``smallsep`` and ``fixed128`` repeat ``default`` and ``dense128``).
+FIXED_NET_PRESETS = ("tinysep", "default", "dense128")
+
+
 def untrained_warnings(
     state: MetaState, chosen: Encode, limits: CostLimits, n_way: int
 ) -> list[str]:
@@ -384,7 +389,8 @@ def untrained_warnings(
     ``tinysep`` presets) and the search returned another (cost limits ruled the net out, or a
     search was asked for), the chosen net was never meta-trained as such: on ``dense128``'s
     supernet (the default until round 32) the nets within Conv-4/16's cost scored far below
-    Conv-4/16 meta-trained alone (docs/benchmarks.md)."""
+    Conv-4/16 meta-trained alone (docs/benchmarks.md). The advice names the fixed-net presets
+    whose net meets ``limits`` (MACs and parameters, at this supernet's image size)."""
     trained = state.config.fixed_encode
     if trained is None or chosen == trained:
         return []
@@ -395,10 +401,30 @@ def untrained_warnings(
         f"this supernet meta-trained one net ({trained.key()}, {cost.flops / 1e6:.2f}M MACs) "
         f"and {why}: the chosen net was never meta-trained as such (its channels were "
         "trained only as part of that net, or not at all), so expect it to score well below "
-        "a net meta-trained at its cost (meta-train the preset 'default' or 'smallsep', "
-        "1.49M MACs, for <= 3M MACs, 'tinysep' for <= 0.75M, or a searching preset such "
-        "as 'search64')"
+        f"a net meta-trained at its cost ({fixed_net_advice(state, limits, n_way)})"
     ]
+
+
+def fixed_net_advice(state: MetaState, limits: CostLimits, n_way: int) -> str:
+    """Which presets to meta-train instead: those of :data:`FIXED_NET_PRESETS` whose net fits
+    ``limits`` (latency is not known before a net runs), with their cost derived from the
+    presets themselves, or a searching preset when none fits."""
+    fits = []
+    for name in FIXED_NET_PRESETS:
+        preset = get_preset(name, channels=state.space.in_channels)
+        net = preset.meta.fixed_encode
+        if net is None:
+            continue
+        cost = arch_cost(preset.space, net, state.config.image_size, n_way)
+        if (limits.max_macs is None or cost.flops <= limits.max_macs) and (
+            limits.max_params is None or cost.params <= limits.max_params
+        ):
+            fits.append(f"'{name}' ({cost.flops / 1e6:.2f}M MACs, {cost.params:,} params)")
+    search = "a searching preset such as 'search64'"
+    if not fits:
+        return f"no fixed-net preset fits these limits: meta-train {search}"
+    scope = "" if limits.empty else " within these limits"
+    return f"meta-train a preset that trains one net{scope}: {' or '.join(fits)}; or {search}"
 
 
 def task_image_config(state: MetaState) -> ImageConfig:

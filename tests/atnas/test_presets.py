@@ -132,6 +132,27 @@ def test_a_limit_that_rules_out_the_one_trained_net_comes_with_a_warning() -> No
     assert f"**Warning:** {warning}." in card
 
 
+def test_the_warnings_advice_names_the_fixed_net_presets_that_fit_with_derived_costs() -> None:
+    state = _short_run("small128", 1)
+    costs = {
+        name: arch_cost(PRESETS[name].space, PRESETS[name].meta.fixed_encode, 12, 5)  # type: ignore[arg-type]
+        for name in pipeline.FIXED_NET_PRESETS
+    }
+    assert costs["tinysep"].flops < costs["default"].flops < costs["dense128"].flops
+    between = CostLimits(max_macs=costs["default"].flops - 1)
+    advice = pipeline.fixed_net_advice(state, between, 5)
+    tiny = costs["tinysep"]
+    assert f"'tinysep' ({tiny.flops / 1e6:.2f}M MACs, {tiny.params:,} params)" in advice
+    assert "'default'" not in advice and "'dense128'" not in advice
+    assert "within these limits" in advice
+    unbounded = pipeline.fixed_net_advice(state, CostLimits(), 5)
+    assert all(f"'{name}' (" in unbounded for name in costs) and "within" not in unbounded
+    by_params = pipeline.fixed_net_advice(state, CostLimits(max_params=tiny.params), 5)
+    assert "'tinysep'" in by_params and "'dense128'" not in by_params
+    nothing = pipeline.fixed_net_advice(state, CostLimits(max_macs=1000), 5)
+    assert nothing.startswith("no fixed-net preset fits these limits")
+
+
 def test_small128_trains_a_net_within_conv4_32s_cost_alone() -> None:
     small, late = get_preset("small128"), get_preset("late128")
     net = small.meta.fixed_encode
