@@ -1,4 +1,5 @@
-"""benchmarks/sweep/screen.py ``train --snap``: one run saved at an earlier time as well (G)."""
+"""benchmarks/sweep/screen.py: ``train --snap`` (one run saved at an earlier time as well, G) and
+``diff`` (paired differences, replicate runs averaged)."""
 
 from __future__ import annotations
 
@@ -79,3 +80,20 @@ def test_a_fixed_chain_can_name_its_ops(tmp_path: Path) -> None:
         bad = _train(tmp_path, "bad", "2", f'{{"fixed": [8, {bad_item}]}}')
         assert bad.returncode == 1 and bad.stderr.count("\n") == 1, bad.stderr
         assert "is not a width or" in bad.stderr
+
+
+def test_diff_averages_replicate_runs_joined_with_plus(tmp_path: Path) -> None:
+    acc = {"a1": [1.0, 0.5, 0.8, 0.6], "a2": [0.8, 0.5, 0.6, 0.6], "b": [0.5, 0.5, 0.5, 0.5]}
+    report = {"settings": {"5w1s": {"task_seed": [3, 3, 4, 4], "acc": acc}}}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(report))
+    cmd = [sys.executable, str(SCRIPT), "diff", str(path)]
+    pooled = subprocess.run([*cmd, "a1+a2", "b"], capture_output=True, text=True, cwd=ROOT)
+    assert pooled.returncode == 0, pooled.stderr[-2000:]
+    # per task: 0.4, 0.0, 0.2, 0.1 -> mean +17.50; seed 3 +20.00, seed 4 +15.00
+    assert "a1+a2 67.50 - b 50.00 = +17.50" in pooled.stdout
+    assert "(per seed +20.00, +15.00)" in pooled.stdout
+    one = subprocess.run([*cmd, "a1", "b"], capture_output=True, text=True, cwd=ROOT)
+    assert "= +22.50" in one.stdout
+    bad = subprocess.run([*cmd, "a1+zz", "b"], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode != 0 and "no column ['zz']" in bad.stderr

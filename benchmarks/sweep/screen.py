@@ -487,13 +487,12 @@ def pool(args: argparse.Namespace) -> None:
 
 def diff(args: argparse.Namespace) -> None:
     """Paired difference of two columns of an ``eval --out`` report (e.g. two inner loops),
-    per setting, with its 95% CI and per seed."""
+    per setting, with its 95% CI and per seed. A column may join arms with ``+``: the per-task
+    mean of replicate runs of one method (e.g. the same protocol run in two rounds, pooled
+    with ``pool``), so that the difference is that of the methods, not of one run each."""
     data = json.loads(args.report.read_text())
     for setting, block in data["settings"].items():
-        missing = [c for c in (args.a, args.b) if c not in block["acc"]]
-        if missing:
-            raise SystemExit(f"{setting}: no column {missing}; have {sorted(block['acc'])}")
-        a, b = np.asarray(block["acc"][args.a]), np.asarray(block["acc"][args.b])
+        a, b = _column(block["acc"], args.a, setting), _column(block["acc"], args.b, setting)
         d, where = a - b, np.asarray(block["task_seed"], dtype=object)
         ci = 196 * d.std(ddof=1) / np.sqrt(len(d))
         seeds = list(dict.fromkeys(block["task_seed"]))
@@ -502,6 +501,15 @@ def diff(args: argparse.Namespace) -> None:
             f"{setting} ({len(d)} tasks): {args.a} {100 * a.mean():.2f} - {args.b} "
             f"{100 * b.mean():.2f} = {100 * d.mean():+.2f} ± {ci:.2f}  (per seed {per})"
         )
+
+
+def _column(acc: dict[str, list[float]], spec: str, setting: str) -> np.ndarray:
+    """Per-task accuracies of ``spec``: one arm, or the mean of ``+``-joined arms."""
+    arms = spec.split("+")
+    missing = [c for c in arms if c not in acc]
+    if missing:
+        raise SystemExit(f"{setting}: no column {missing}; have {sorted(acc)}")
+    return np.mean([np.asarray(acc[c], dtype=float) for c in arms], axis=0)
 
 
 def main() -> None:
@@ -583,8 +591,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None, help="the pooled per-task accuracies")
     d = sub.add_parser("diff", help="paired difference of two columns of one eval report")
     d.add_argument("report", type=Path)
-    d.add_argument("a")
-    d.add_argument("b")
+    d.add_argument("a", help="an arm, or arms joined with + (the mean of replicate runs)")
+    d.add_argument("b", help="the arm subtracted (or arms joined with +)")
     args = ap.parse_args()
     commands = {"diff": diff, "train": train, "pool": pool, "eval": evaluate}
     try:
