@@ -509,7 +509,8 @@ def _column(acc: dict[str, list[float]], spec: str, setting: str) -> np.ndarray:
     missing = [c for c in arms if c not in acc]
     if missing:
         raise SystemExit(f"{setting}: no column {missing}; have {sorted(acc)}")
-    return np.mean([np.asarray(acc[c], dtype=float) for c in arms], axis=0)
+    mean: np.ndarray = np.mean([np.asarray(acc[c], dtype=float) for c in arms], axis=0)
+    return mean
 
 
 def main() -> None:
