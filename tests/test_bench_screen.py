@@ -93,7 +93,25 @@ def test_diff_averages_replicate_runs_joined_with_plus(tmp_path: Path) -> None:
     # per task: 0.4, 0.0, 0.2, 0.1 -> mean +17.50; seed 3 +20.00, seed 4 +15.00
     assert "a1+a2 67.50 - b 50.00 = +17.50" in pooled.stdout
     assert "(per seed +20.00, +15.00)" in pooled.stdout
+    # run level: b's one run reused for each replicate; (a1-b) +25, +20, (a2-b) +15, +10 per
+    # seed -> mean +17.50, t(3) 3.182 x sd 6.455 / 2 = 10.27
+    assert "runs (4 = 2 x 2 seeds): +17.50 ± 10.27 (t)" in pooled.stdout
     one = subprocess.run([*cmd, "a1", "b"], capture_output=True, text=True, cwd=ROOT)
     assert "= +22.50" in one.stdout
+    assert "runs (2 = 1 x 2 seeds): +22.50" in one.stdout
+    paired = subprocess.run([*cmd, "a1+a2", "b+a2"], capture_output=True, text=True, cwd=ROOT)
+    # replicates paired by position: (a1-b) +25, +20 and (a2-a2) 0, 0
+    assert "runs (4 = 2 x 2 seeds): +11.25" in paired.stdout, paired.stdout
     bad = subprocess.run([*cmd, "a1+zz", "b"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode != 0 and "no column ['zz']" in bad.stderr
+
+
+def test_diff_refuses_arms_of_different_lengths(tmp_path: Path) -> None:
+    acc = {"a": [1.0, 0.5, 0.8], "b": [0.5, 0.5], "c": [0.5, 0.5, 0.5]}
+    report = {"settings": {"5w1s": {"task_seed": [3, 3, 4], "acc": acc}}}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(report))
+    cmd = [sys.executable, str(SCRIPT), "diff", str(path), "a+b", "c"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "different task counts" in done.stderr

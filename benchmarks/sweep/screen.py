@@ -489,11 +489,20 @@ def diff(args: argparse.Namespace) -> None:
     """Paired difference of two columns of an ``eval --out`` report (e.g. two inner loops),
     per setting, with its 95% CI and per seed. A column may join arms with ``+``: the per-task
     mean of replicate runs of one method (e.g. the same protocol run in two rounds, pooled
-    with ``pool``), so that the difference is that of the methods, not of one run each."""
+    with ``pool``), so that the difference is that of the methods, not of one run each.
+
+    The task-level CI counts tasks, not training runs. A second line treats each training
+    run as the unit: one difference per (replicate, seed), the replicates paired by their
+    position in ``a`` and ``b`` (a column of one arm is reused for every replicate of the
+    other), with a Student-t 95% interval over those run-level differences."""
     data = json.loads(args.report.read_text())
     for setting, block in data["settings"].items():
-        a, b = _column(block["acc"], args.a, setting), _column(block["acc"], args.b, setting)
+        a_runs = _runs(block["acc"], args.a, setting)
+        b_runs = _runs(block["acc"], args.b, setting)
+        a, b = np.mean(a_runs, axis=0), np.mean(b_runs, axis=0)
         d, where = a - b, np.asarray(block["task_seed"], dtype=object)
+        if len(d) != len(where):
+            raise SystemExit(f"{setting}: {len(d)} accuracies but {len(where)} task seeds")
         ci = 196 * d.std(ddof=1) / np.sqrt(len(d))
         seeds = list(dict.fromkeys(block["task_seed"]))
         per = ", ".join(f"{100 * d[where == s].mean():+.2f}" for s in seeds)
@@ -501,16 +510,52 @@ def diff(args: argparse.Namespace) -> None:
             f"{setting} ({len(d)} tasks): {args.a} {100 * a.mean():.2f} - {args.b} "
             f"{100 * b.mean():.2f} = {100 * d.mean():+.2f} ± {ci:.2f}  (per seed {per})"
         )
+        print("  " + _run_level(a_runs, b_runs, where, seeds))
 
 
-def _column(acc: dict[str, list[float]], spec: str, setting: str) -> np.ndarray:
-    """Per-task accuracies of ``spec``: one arm, or the mean of ``+``-joined arms."""
+def _runs(acc: dict[str, list[float]], spec: str, setting: str) -> np.ndarray:
+    """Per-task accuracies of ``spec``'s arms, one row per arm (``+`` joins replicate runs)."""
     arms = spec.split("+")
     missing = [c for c in arms if c not in acc]
     if missing:
         raise SystemExit(f"{setting}: no column {missing}; have {sorted(acc)}")
-    mean: np.ndarray = np.mean([np.asarray(acc[c], dtype=float) for c in arms], axis=0)
-    return mean
+    if len({len(acc[c]) for c in arms}) != 1:
+        raise SystemExit(f"{setting}: arms {arms} have different task counts")
+    return np.asarray([acc[c] for c in arms], dtype=float)
+
+
+def _run_level(a: np.ndarray, b: np.ndarray, where: np.ndarray, seeds: list[Any]) -> str:
+    """One difference per training run (replicate × seed) and a t interval over them."""
+    if len(a) != len(b) and 1 not in (len(a), len(b)):
+        return f"runs: not paired ({len(a)} replicates against {len(b)})"
+    k = max(len(a), len(b))
+    diffs = [
+        100 * (a[min(i, len(a) - 1)][where == s] - b[min(i, len(b) - 1)][where == s]).mean()
+        for i in range(k)
+        for s in seeds
+    ]
+    if len(diffs) < 2:
+        return "runs: 1 training run per method, no run-level interval"
+    half = _t975(len(diffs) - 1) * float(np.std(diffs, ddof=1)) / np.sqrt(len(diffs))
+    listed = ", ".join(f"{x:+.2f}" for x in diffs)
+    runs = f"runs ({len(diffs)} = {k} x {len(seeds)} seeds)"
+    return f"{runs}: {np.mean(diffs):+.2f} ± {half:.2f} (t)  [{listed}]"
+
+
+# Student-t 0.975 quantiles for 1-30 degrees of freedom (standard tables)
+# fmt: off
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+         2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+         2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+# fmt: on
+
+
+def _t975(df: int) -> float:
+    """The 97.5% Student-t quantile (two-sided 95%); Cornish-Fisher beyond the table."""
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959964
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
 def main() -> None:
