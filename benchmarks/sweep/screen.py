@@ -72,7 +72,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ (algorithm.py)
-from algorithm import META_VAL, adapted_acc, conv4, default_dataset
+from algorithm import META_VAL, adapted_acc, conv4, default_dataset, mean_ci
 from domains import DOMAINS, SHIFTS, digits_images, shifted
 
 from atnas import pipeline
@@ -440,7 +440,7 @@ def compare(
         print(f"  vs {ref_name}" + ("" if len(seeds) == 1 else "  (per seed)"))
         for n, a in accs.items():
             d = np.asarray(a) - ref
-            ci = 196 * d.std(ddof=1) / np.sqrt(len(d))
+            ci = 100 * mean_ci(list(d))[1]
             mean = 100 * np.mean(a)
             per_seed = ""
             if len(seeds) > 1:
@@ -503,7 +503,7 @@ def diff(args: argparse.Namespace) -> None:
         d, where = a - b, np.asarray(block["task_seed"], dtype=object)
         if len(d) != len(where):
             raise SystemExit(f"{setting}: {len(d)} accuracies but {len(where)} task seeds")
-        ci = 196 * d.std(ddof=1) / np.sqrt(len(d))
+        ci = 100 * mean_ci(list(d))[1]
         seeds = list(dict.fromkeys(block["task_seed"]))
         per = ", ".join(f"{100 * d[where == s].mean():+.2f}" for s in seeds)
         print(
