@@ -115,3 +115,15 @@ def test_diff_refuses_arms_of_different_lengths(tmp_path: Path) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
     assert "different task counts" in done.stderr
+
+
+def test_diff_refuses_what_is_not_a_report_in_one_line(tmp_path: Path) -> None:
+    empty = '{"settings": {"5w1s": {"task_seed": [], "acc": {}}}}'
+    bad = {"list.json": "[1, 2]", "empty.json": empty}
+    for name, text in bad.items():
+        path = tmp_path / name
+        path.write_text(text)
+        cmd = [sys.executable, str(SCRIPT), "diff", str(path), "a", "b"]
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+        assert "not an eval --out report" in done.stderr or "no tasks" in done.stderr

@@ -496,7 +496,11 @@ def diff(args: argparse.Namespace) -> None:
     position in ``a`` and ``b`` (a column of one arm is reused for every replicate of the
     other), with a Student-t 95% interval over those run-level differences."""
     data = json.loads(args.report.read_text())
+    if not isinstance(data, dict) or not isinstance(data.get("settings"), dict):
+        raise SystemExit(f"screen: error: {args.report} is not an eval --out report (no settings)")
     for setting, block in data["settings"].items():
+        if not isinstance(block, dict) or not block.get("task_seed"):
+            raise SystemExit(f"screen: error: {setting}: no tasks in {args.report}")
         a_runs = _runs(block["acc"], args.a, setting)
         b_runs = _runs(block["acc"], args.b, setting)
         a, b = np.mean(a_runs, axis=0), np.mean(b_runs, axis=0)
