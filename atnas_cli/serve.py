@@ -121,6 +121,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     sweeper = start_sweeper(settings, r)
     freeze_startup_heap()
+    if models is not None:  # predictions cross threads: see Settings.model_switch_interval_ms
+        sys.setswitchinterval(settings.model_switch_interval_ms / 1000)
     log.info(
         "atnas serving on http://%s:%d (data in %s, redis %s)",
         settings.host,

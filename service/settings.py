@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     # already sends the requests that arrive together as one call, see workers/coalesce.py).
     model_max_batch: int = Field(default=64, ge=1, le=4096)
     model_batch_wait_ms: float = Field(default=0.0, ge=0, le=1000)
+    # The interpreter's thread switch interval (``sys.setswitchinterval``) in the process that
+    # serves the API with models and in each replica; Python's default is 5 ms. A prediction
+    # crosses threads several times (the event loop, Ray Serve's router thread, a replica's
+    # user-code thread): a thread that holds the GIL can keep the next one waiting up to an
+    # interval at each crossing. 0.5 ms served 10–14% more predictions/s at 16 clients on
+    # 2 cores (docs/benchmarks.md, "Issue 9: the GIL's switch interval").
+    model_switch_interval_ms: float = Field(default=0.5, gt=0, le=100)
 
     # --- housekeeping (`atnas gc`, and a sweep in every dispatcher) ----------------------
     # Finished jobs older than this lose their artifacts, work folder and record; None: kept.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import sys
 import threading
 from typing import Any
 
@@ -56,9 +57,16 @@ class ModelReplica:
     """One replica of a served model: image files in, class probabilities out."""
 
     def __init__(
-        self, model_ts: bytes, image: ImageConfig, max_batch: int, batch_wait_s: float
+        self,
+        model_ts: bytes,
+        image: ImageConfig,
+        max_batch: int,
+        batch_wait_s: float,
+        switch_interval_s: float,
     ) -> None:
         torch.set_num_threads(1)  # replicas share the node with job workers
+        # The actor's process is the replica's alone (Settings.model_switch_interval_ms).
+        sys.setswitchinterval(switch_interval_s)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         model = torch.jit.load(io.BytesIO(model_ts), map_location=self.device)  # type: ignore[no-untyped-call]
         self.model: torch.jit.ScriptModule = model.eval()
@@ -90,6 +98,15 @@ class ModelReplica:
             for (i, _), p in zip(decoded, np.split(probs, sizes), strict=True):
                 answers[i] = {"probabilities": p.tolist()}
         return answers
+
+    def describe(self) -> dict[str, Any]:
+        """Where and how this replica runs: its device, torch threads and thread switch
+        interval (operators checking a GPU node; ``handle.describe.remote()``)."""
+        return {
+            "device": str(self.device),
+            "torch_threads": torch.get_num_threads(),
+            "switch_interval_s": sys.getswitchinterval(),
+        }
 
     def _decode(self, name: str, data: bytes) -> np.ndarray:
         try:
@@ -156,6 +173,7 @@ class RayServeRuntime:
             image,
             s.model_max_batch,
             s.model_batch_wait_ms / 1000,
+            s.model_switch_interval_ms / 1000,
         )
         handle = serve.run(app, name=app_name(deployment.model_id), route_prefix=None)
         with self._lock:

@@ -129,6 +129,7 @@ def served(
         api_keys=f"alice:{ALICE},bob:{BOB}",
         evaluators=1,
         model_max_images=MAX_IMAGES,
+        model_switch_interval_ms=2.0,  # neither Python's 5 ms nor the default 0.5 ms
     )
     keys = Keys(settings.key_prefix)
     ctx = WorkerContext(
@@ -196,6 +197,9 @@ def test_a_search_jobs_model_answers_like_its_model_ts(served: Served) -> None:
         for d in app.deployments.values()
     ]
     assert states == [{"RUNNING": 2}]
+    replica = serve.get_app_handle(app_name(served.model)).describe.remote().result()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    assert replica == {"device": device, "torch_threads": 1, "switch_interval_s": 0.002}
     assert model["classes"] == meta["classes"] == ["c0", "c1", "c2"]
     assert model["input"] == {"channels": 1, "height": 8, "width": 8}
     assert [m["id"] for m in served.alice.get("/v1/models").json()] == [served.model]
