@@ -7,6 +7,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 from atnas.errors import AtnasError
 from atnas_cli import client, datasets, demo, gc, keys, local, models, serve, wait
 from atnas_cli.output import CliError, fail
@@ -33,6 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def invalid_message(exc: ValidationError) -> str:
+    """One line for values that do not validate; a setting is named by its variable
+    (``ATNAS_MODEL_MAX_BATCH='0': Input should be greater than or equal to 1``)."""
+    parts = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"])
+        if exc.title == "Settings":
+            field = f"ATNAS_{field.upper()}"
+        parts.append(f"{field}={err.get('input')!r}: {err['msg']}")
+    return f"invalid {'settings' if exc.title == 'Settings' else exc.title}: " + "; ".join(parts)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
     parser = build_parser()
@@ -47,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except (AtnasError, CliError) as exc:
         fail(str(exc))
+    except ValidationError as exc:  # an ATNAS_* variable (or a flag) that Settings refuses
+        fail(invalid_message(exc))
     except KeyboardInterrupt:
         fail("interrupted", status=130)
 

@@ -51,3 +51,18 @@ def test_serve_refuses_an_open_api_outside_loopback(
     assert "refusing to serve on 0.0.0.0 without API keys" in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "redis.db").exists()  # refused before anything started
+
+
+def test_a_setting_out_of_range_is_one_line_naming_its_variable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ATNAS_MODEL_SWITCH_INTERVAL_MS", "0")
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--data-dir", str(tmp_path), "--no-worker"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "atnas: error: invalid settings: ATNAS_MODEL_SWITCH_INTERVAL_MS='0': "
+        "Input should be greater than 0\n"
+    )
+    assert not (tmp_path / "redis.db").exists()  # refused before anything started
