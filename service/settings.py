@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     # serves the API with models and in each replica; Python's default is 5 ms. A prediction
     # crosses threads several times (the event loop, Ray Serve's router thread, a replica's
     # user-code thread): a thread that holds the GIL can keep the next one waiting up to an
-    # interval at each crossing. 0.5 ms served 10–14% more predictions/s at 16 clients on
+    # interval at each crossing. 0.5 ms served 14–42% more predictions/s at 16 clients on
     # 2 cores (docs/benchmarks.md, "Issue 9: the GIL's switch interval").
     model_switch_interval_ms: float = Field(default=0.5, gt=0, le=100)
 
