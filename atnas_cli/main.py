@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from atnas.errors import AtnasError
 from atnas_cli import client, datasets, demo, gc, keys, local, models, serve, wait
 from atnas_cli.output import CliError, fail
+from service.invalid import invalid_message
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,18 +34,6 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_commands(sub)
     datasets.add_commands(sub)
     return parser
-
-
-def invalid_message(exc: ValidationError) -> str:
-    """One line for values that do not validate; a setting is named by its variable
-    (``ATNAS_MODEL_MAX_BATCH='0': Input should be greater than or equal to 1``)."""
-    parts = []
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"])
-        if exc.title == "Settings":
-            field = f"ATNAS_{field.upper()}"
-        parts.append(f"{field}={err.get('input')!r}: {err['msg']}")
-    return f"invalid {'settings' if exc.title == 'Settings' else exc.title}: " + "; ".join(parts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     # already sends the requests that arrive together as one call, see workers/coalesce.py).
     model_max_batch: int = Field(default=64, ge=1, le=4096)
     model_batch_wait_ms: float = Field(default=0.0, ge=0, le=1000)
+    # Calls an API process keeps in flight to each replica of a model; requests that arrive
+    # meanwhile wait and go together in the next call (workers/coalesce.py). 2 served fewer
+    # predictions/s than 1 in three of three alternated pairs on 2 cores (docs/benchmarks.md,
+    # "Issue 9: two calls in flight per replica"); more may pay where API and replicas have
+    # cores of their own.
+    model_calls_per_replica: int = Field(default=1, ge=1, le=16)
     # The interpreter's thread switch interval (``sys.setswitchinterval``) in the process that
     # serves the API with models and in each replica; Python's default is 5 ms. A prediction
     # crosses threads several times (the event loop, Ray Serve's router thread, a replica's

@@ -227,9 +227,10 @@ class RayServeRuntime:
                 answers: list[dict[str, Any]] = await handle.predict.remote(requests)
                 return answers
 
-            # One call per replica in flight: requests that come meanwhile form the next one
-            # (two in flight cost 20% more CPU per request for smaller calls: 206/s vs 244/s).
-            coalescer = Coalescer(call, replicas, self.settings.model_max_batch)
+            # Settings.model_calls_per_replica calls per replica in flight (default one):
+            # requests that come meanwhile form the next call.
+            in_flight = replicas * self.settings.model_calls_per_replica
+            coalescer = Coalescer(call, in_flight, self.settings.model_max_batch)
             with self._lock:
                 coalescer = self._coalescers.setdefault(key, coalescer)
         return coalescer

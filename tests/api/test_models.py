@@ -130,6 +130,7 @@ def served(
         evaluators=1,
         model_max_images=MAX_IMAGES,
         model_switch_interval_ms=2.0,  # neither Python's 5 ms nor the default 0.5 ms
+        model_calls_per_replica=2,  # 4 calls in flight to the 2 replicas, not the default 2
     )
     keys = Keys(settings.key_prefix)
     ctx = WorkerContext(
