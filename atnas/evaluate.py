@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from enum import Enum
 from typing import Any
@@ -59,12 +59,24 @@ class Summary:
         return asdict(self)
 
 
+def mean_ci(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and half-width of its 95% CI (normal approximation); NaN where undefined.
+
+    >>> mean_ci([1.0, 3.0])
+    (2.0, 1.96)
+    """
+    a = np.asarray(values, dtype=float)
+    if len(a) < 2:
+        return (float(a.mean()) if len(a) else float("nan")), float("nan")
+    return float(a.mean()), 1.96 * float(a.std(ddof=1)) / math.sqrt(len(a))
+
+
 def summarise(
     method: str, accs: list[float], secs: list[float], evals: list[int], encodes: list[str]
 ) -> Summary:
     """Mean, 95% CI (normal approximation), median and p95 time of per-task results."""
     a = np.asarray(accs)
-    ci = 1.96 * float(a.std(ddof=1)) / math.sqrt(len(a)) if len(a) > 1 else float("nan")
+    _, ci = mean_ci(accs)
     counts: dict[str, int] = {}
     for e in encodes:
         counts[e] = counts.get(e, 0) + 1

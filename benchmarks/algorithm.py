@@ -65,6 +65,7 @@ from svgplot import scatter
 from atnas import pipeline
 from atnas.cost import arch_cost
 from atnas.errors import AtnasError, ConfigError
+from atnas.evaluate import mean_ci
 from atnas.evolution import Constraint
 from atnas.fitness import adapt_encode
 from atnas.floors import feature_prototype_acc, pixel_centroid_acc
@@ -569,13 +570,6 @@ def write_plots(report: dict[str, Any], out: Path) -> dict[str, Path]:
 
 
 # ---------------------------------------------------------------- report
-
-
-def mean_ci(x: list[float]) -> tuple[float, float]:
-    a = np.asarray(x, dtype=float)
-    if len(a) < 2:
-        return float(a.mean()) if len(a) else float("nan"), float("nan")
-    return float(a.mean()), 1.96 * float(a.std(ddof=1)) / math.sqrt(len(a))
 
 
 BASE = {"atnas_le_c32": "conv4_32", "meta_best_le_c32": "conv4_32"}

@@ -44,7 +44,7 @@ def scatter(title: str, points: list[tuple[str, float, float, float]]) -> str:
     tick = math.ceil(x0 * 4) / 4
     while tick <= x1:
         x = px(tick)
-        y = H - PAD_B
+        y: float = H - PAD_B
         out.append(f'<line x1="{x}" y1="{y}" x2="{x}" y2="{y + 4}" stroke="black"/>')
         out.append(
             f'<text x="{x}" y="{H - PAD_B + 16}" text-anchor="middle">{10**tick / 1e6:.2g}M</text>'

@@ -44,7 +44,6 @@ import dataclasses
 import datetime as dt
 import io
 import json
-import math
 import multiprocessing as mp
 import os
 import pickle
@@ -61,7 +60,6 @@ from pathlib import Path
 from typing import Any
 
 import cpu_use
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch: one thread in every process
@@ -70,7 +68,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 from atnas import pipeline  # noqa: E402
-from atnas.evaluate import Method, evaluate  # noqa: E402
+from atnas.evaluate import Method, evaluate, mean_ci  # noqa: E402
 from atnas.metatrain import MetaState  # noqa: E402
 from atnas.presets import PRESETS  # noqa: E402
 from atnas.tasks import TaskSampler  # noqa: E402
@@ -279,11 +277,6 @@ def run_service(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
 
 
 # ---------------------------------------------------------------- accuracy
-
-
-def mean_ci(x: list[float]) -> tuple[float, float]:
-    a = np.asarray(x, dtype=float)
-    return float(a.mean()), 1.96 * float(a.std(ddof=1)) / math.sqrt(len(a))
 
 
 def task_accuracies(state: MetaState, sampler: TaskSampler, n: int, seed: int) -> list[float]:

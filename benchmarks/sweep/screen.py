@@ -72,13 +72,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ (algorithm.py)
-from algorithm import META_VAL, adapted_acc, conv4, default_dataset, mean_ci
+from algorithm import META_VAL, adapted_acc, conv4, default_dataset
 from domains import DOMAINS, SHIFTS, digits_images, shifted
 
 from atnas import pipeline
 from atnas.cost import arch_cost
 from atnas.data import ImageSet
 from atnas.errors import AtnasError
+from atnas.evaluate import mean_ci
 from atnas.fitness import adapt_encode
 from atnas.floors import (
     accuracy,
@@ -208,7 +209,8 @@ def snap_arg(text: str) -> tuple[float, str]:
 def eval_images(args: argparse.Namespace, image_size: int) -> ImageSet:
     """The evaluation classes: the probe or tuning alphabets, or the digits of ``--domain``."""
     if args.domain == "digits":
-        return digits_images(image_size)
+        digits: ImageSet = digits_images(image_size)
+        return digits
     return pipeline.load_meta_images([args.data]).select(include=PROBE if args.probe else META_VAL)
 
 
@@ -308,14 +310,17 @@ def evaluate(args: argparse.Namespace) -> None:
                                 also_fused=f,
                             )
                             choice = "model" if check is None else check.choice
-                            acc = {
+                            chosen = {
                                 "model": accs[n][-1],
                                 "fused": accs[f"{n}~{f:g}"][-1],
                             }.get(choice)
-                            if acc is None:  # the pixels
-                                acc = pixel_centroid_acc(
+                            acc = (
+                                chosen
+                                if chosen is not None
+                                else pixel_centroid_acc(  # the pixels
                                     task.support_x, task.support_y, task.query_x, task.query_y, way
                                 )
+                            )
                             accs.setdefault(f"{n}~{f:g}+fb3", []).append(acc)
                             for c in ("fused", "pixels"):
                                 accs.setdefault(f"{n}~{f:g}+fb3_{c}", []).append(float(choice == c))
@@ -377,7 +382,9 @@ def scratch(
     # the pixel-floor check a search job adds at >= 2 shots, timed on the same tasks
     inner = cfg.final_inner or cfg.inner
     # (stopping once the verdict cannot change, and adapting all 3 folds, on the same tasks)
-    task_rng, check_secs, all_folds_secs = np.random.default_rng(2000), [], []
+    task_rng = np.random.default_rng(2000)
+    check_secs: list[float] = []
+    all_folds_secs: list[float] = []
     verdicts_agree = True
     for _ in range(args.scratch):
         task = sampler.sample(task_rng)
