@@ -127,3 +127,28 @@ def test_diff_refuses_what_is_not_a_report_in_one_line(tmp_path: Path) -> None:
         done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
         assert "not an eval --out report" in done.stderr or "no tasks" in done.stderr
+
+
+def test_pool_renames_one_methods_runs_into_one_column(tmp_path: Path) -> None:
+    r1 = {
+        "encodes": {},
+        "settings": {"5w1s": {"task_seed": [3, 3], "acc": {"x1": [1.0, 0.5], "y1": [0.5, 0.5]}}},
+    }
+    r2 = {
+        "encodes": {},
+        "settings": {"5w1s": {"task_seed": [6, 6], "acc": {"x2": [0.5, 0.5], "y2": [0.0, 0.5]}}},
+    }
+    paths = []
+    for i, r in enumerate([r1, r2]):
+        paths.append(tmp_path / f"r{i}.json")
+        paths[-1].write_text(json.dumps(r))
+    out = tmp_path / "pooled.json"
+    renames = ["--rename", "x1=x", "--rename", "x2=x", "--rename", "y1=y", "--rename", "y2=y"]
+    cmd = [sys.executable, str(SCRIPT), "pool", "y,x", *map(str, paths), *renames]
+    done = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    block = json.loads(out.read_text())["settings"]["5w1s"]
+    assert block["task_seed"] == [3, 3, 6, 6]
+    assert block["acc"] == {"y": [0.5, 0.5, 0.0, 0.5], "x": [1.0, 0.5, 0.5, 0.5]}
+    bad = subprocess.run([*cmd, "--rename", "x3"], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode != 0 and "--rename wants OLD=NEW" in bad.stderr

@@ -461,8 +461,11 @@ def compare(
 def pool(args: argparse.Namespace) -> None:
     """Pairs arms across ``eval --out`` reports: an arm's tasks of seed s in one report are
     the tasks of seed s in any other (same count, same seed), so runs evaluated in separate
-    sessions pair task by task. Only the seeds every named arm has are kept."""
+    sessions pair task by task. Only the seeds every named arm has are kept. ``--rename
+    OLD=NEW`` reads arm OLD as NEW, so that one method's runs under different names (e.g. two
+    rounds on different seeds) join one column."""
     names = args.names.split(",")
+    renames = dict(_rename(r) for r in args.rename)
     per: dict[str, dict[str, dict[int | None, list[float]]]] = {}
     report: dict[str, Any] = {"names": names, "encodes": {}, "settings": {}, "from": []}
     for path in args.reports:
@@ -471,7 +474,7 @@ def pool(args: argparse.Namespace) -> None:
         report["encodes"].update(data["encodes"])
         for setting, block in data["settings"].items():
             for n, a in block["acc"].items():
-                by_seed = per.setdefault(setting, {}).setdefault(n, {})
+                by_seed = per.setdefault(setting, {}).setdefault(renames.get(n, n), {})
                 for seed, acc in zip(block["task_seed"], a, strict=True):
                     by_seed.setdefault(seed, []).append(acc)
     for setting, arms in per.items():
@@ -490,6 +493,14 @@ def pool(args: argparse.Namespace) -> None:
         compare(setting, accs, task_seed, names, list(seeds))
     if args.out is not None:
         args.out.write_text(json.dumps(report))
+
+
+def _rename(spec: str) -> tuple[str, str]:
+    """``OLD=NEW`` as a pair; anything else stops with one line."""
+    old, sep, new = spec.partition("=")
+    if not sep or not old or not new:
+        raise SystemExit(f"screen: error: --rename wants OLD=NEW, got {spec!r}")
+    return old, new
 
 
 def diff(args: argparse.Namespace) -> None:
@@ -646,6 +657,13 @@ def main() -> None:
     p.add_argument("names", help="comma-separated arms; the first is the baseline")
     p.add_argument("reports", type=Path, nargs="+", help="eval --out files")
     p.add_argument("--out", type=Path, default=None, help="the pooled per-task accuracies")
+    p.add_argument(
+        "--rename",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="read arm OLD as NEW (one method's runs under two names join one column)",
+    )
     d = sub.add_parser("diff", help="paired difference of two columns of one eval report")
     d.add_argument("report", type=Path)
     d.add_argument("a", help="an arm, or arms joined with + (the mean of replicate runs)")
