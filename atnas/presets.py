@@ -85,7 +85,11 @@
   198 paired tasks) against Conv-4/16 trained alone at its better rate (3e-3, chosen on the
   tuning alphabets) it scored **+3.24 +- 0.60 (5w1s) / +6.65 +- 0.70 (20w1s)** at 20 minutes
   and +1.55 +- 0.60 / +3.82 +- 0.75 at 10 (docs/benchmarks.md, "Issue 6, round 20"); about 22%
-  fewer iterations per minute than Conv-4/16 on 2 cores.
+  fewer iterations per minute than Conv-4/16 on 2 cores. Meta-trains at :data:`TINYSEP_META_LR`
+  (6e-3) since 2026-12-07: screened on the tuning alphabets (round 39: +0.69 / +1.24 over 3e-3
+  at 10 minutes; round 40: -0.13 / +1.23 at 20), then on six probe seeds (rounds 39 and 40) it led
+  Conv-4/16 at 3e-3 by **+2.15 +- 0.44 / +4.44 +- 0.54** at 10 minutes (1,200 / 396 paired
+  tasks; over the six runs +2.15 +- 1.56 / +4.44 +- 2.12).
 - ``wide``: ``search64``'s budget over all 7 ops (conv 5x5, dilated and separable convolutions,
   max-pool + 1x1, identity): for users who can meta-train longer.
 - ``paper``: a larger space and budget in the spirit of the paper, meant for a GPU.
@@ -125,6 +129,9 @@ FOUND_TINYSEP = Encode.of(
 #: Adam's rate of the fixed-net presets' meta-training (the library's own default is 1e-3):
 #: better for ``dense128``'s net at 20 minutes on 2 cores (issue 6, rounds 15-16).
 DEFAULT_META_LR = 3e-3
+#: ``tinysep``'s rate: one step above, better for its small net at 10 minutes and level at 20 on
+#: the tuning alphabets (issue 6, rounds 39-40); ``smallsep``'s net was worse at 6e-3 (round 26).
+TINYSEP_META_LR = 6e-3
 
 
 @dataclass(frozen=True)
@@ -205,7 +212,7 @@ PRESETS: dict[str, Preset] = {
     "tinysep": Preset(
         "tinysep",
         SEP_SPACE,
-        MetaTrainConfig(fixed_encode=FOUND_TINYSEP, meta_lr=DEFAULT_META_LR),
+        MetaTrainConfig(fixed_encode=FOUND_TINYSEP, meta_lr=TINYSEP_META_LR),
         SearchConfig(),
     ),
     "wide": Preset(
