@@ -152,3 +152,12 @@ def test_pool_renames_one_methods_runs_into_one_column(tmp_path: Path) -> None:
     assert block["acc"] == {"y": [0.5, 0.5, 0.0, 0.5], "x": [1.0, 0.5, 0.5, 0.5]}
     bad = subprocess.run([*cmd, "--rename", "x3"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode != 0 and "--rename wants OLD=NEW" in bad.stderr
+
+
+def test_pool_refuses_what_is_not_a_report_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "list.json"
+    path.write_text("[1, 2]")
+    cmd = [sys.executable, str(SCRIPT), "pool", "a,b", str(path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "not an eval --out report" in done.stderr

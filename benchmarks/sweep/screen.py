@@ -470,6 +470,8 @@ def pool(args: argparse.Namespace) -> None:
     report: dict[str, Any] = {"names": names, "encodes": {}, "settings": {}, "from": []}
     for path in args.reports:
         data = json.loads(path.read_text())
+        if not isinstance(data, dict) or not isinstance(data.get("settings"), dict):
+            raise SystemExit(f"screen: error: {path} is not an eval --out report (no settings)")
         report["from"].append(path.name)
         report["encodes"].update(data["encodes"])
         for setting, block in data["settings"].items():
