@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,15 +20,10 @@ import pytest
 
 from api.client import AtnasClient
 from tests.conftest import Zips
+from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
 GONE_WITHIN_S = 15.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Serve:
@@ -37,7 +31,7 @@ class Serve:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.port = _free_port()
+        self.port = free_port()
         env = {**os.environ, "ATNAS_DATA_DIR": str(data_dir), "ATNAS_PORT": str(self.port)}
         for name in ("ATNAS_RAY_ADDRESS", "ATNAS_REDIS_URL", "ATNAS_API_KEYS", "RAY_ADDRESS"):
             env.pop(name, None)

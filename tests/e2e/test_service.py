@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from atnas.limits import cheapest
 from atnas.presets import get_preset
 from atnas.tasks import to_float
 from atnas_cli.demo import groups_zip, task_zip
+from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -44,12 +44,6 @@ def _omniglot() -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module", params=["embedded", "server"])
 def service(
     request: pytest.FixtureRequest, ray_address: str, tmp_path_factory: pytest.TempPathFactory
@@ -57,7 +51,7 @@ def service(
     """A running `atnas serve` on a free port, joined to the session's Ray cluster."""
     data_dir = tmp_path_factory.mktemp(f"svc-{request.param}")
     prefix = f"atnas-e2e-{uuid.uuid4().hex[:8]}"
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "ATNAS_DATA_DIR": str(data_dir),

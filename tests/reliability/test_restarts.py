@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,16 +24,11 @@ import redis
 
 from api.client import AtnasClient
 from tests.conftest import Zips
+from tests.ports import free_port
 from tests.reliability.conftest import REPO, wait_for
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 SPEC = {"way": 2, "preset": "tiny", "image_size": 16, "budget_seconds": 12}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RedisServer:
@@ -43,7 +37,7 @@ class RedisServer:
     def __init__(self, folder: Path) -> None:
         if shutil.which("redis-server") is None:
             pytest.skip("no redis-server binary")
-        self.folder, self.port = folder, _free_port()
+        self.folder, self.port = folder, free_port()
         folder.mkdir(parents=True, exist_ok=True)
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
@@ -83,7 +77,7 @@ class Serve:
     """`atnas serve` on a free port with the given Redis and data folder."""
 
     def __init__(self, data: Path, redis_url: str, ray_address: str, name: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         env = {
             **os.environ,
             "OMP_NUM_THREADS": "1",
