@@ -70,6 +70,8 @@ def test_the_default_is_smallseps_net_trained_alone() -> None:
     assert (default.space, default.meta, default.search) == (sep.space, sep.meta, sep.search)
     assert default.meta.fixed_encode == FOUND_SEP
     assert pipeline.meta_config("default").meta_lr == 3e-3
+    assert pipeline.meta_config("default").meta_batch == 4  # rounds 41-43; the library's is 8
+    assert pipeline.meta_config("tinysep").meta_batch == 8  # never screened at 4
 
 
 def test_dense128_is_fixed128s_net_at_3e_3() -> None:
