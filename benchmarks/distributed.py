@@ -125,6 +125,11 @@ def run_world(images: ImageSet, args: argparse.Namespace, world: int) -> dict[st
     return out
 
 
+def _fitness(value: float | None) -> str:
+    """A member's fitness for the log; a fixed net's run (no EA) has none."""
+    return "no EA" if value is None else f"{value:.3f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=default_dataset())
@@ -154,8 +159,8 @@ def main() -> None:
                 f"[{rep + 1}/{args.repeats}] N={world}: {r['iterations']} iterations "
                 f"({r['ea_rounds']} EA rounds) in {r['wall_seconds']:.2f} s; "
                 f"{r['iterations_per_second']:.2f} it/s after {args.warmup}; "
-                f"best {r['population'][0][0]} "
-                f"({r['population'][0][1]:.3f}); load average {r['load_average'][0]:.2f}"
+                f"best {r['population'][0][0]} ({_fitness(r['population'][0][1])}); "
+                f"load average {r['load_average'][0]:.2f}"
             )
     speed = {w: statistics.median(r["iterations_per_second"] for r in rs) for w, rs in runs.items()}
     speedup = speed[args.workers] / speed[1]
