@@ -173,7 +173,12 @@ class GradSum:
     rounds to the same float32 gradient, and N workers take the steps of one.
 
     A parameter that no task touched keeps ``.grad = None``: Adam leaves it alone, whereas a
-    zero gradient would still move it by its momentum.
+    zero gradient would still move it by its momentum. Only touched parameters are summed
+    and sent: a first, small all-reduce agrees on which ones (one flag per parameter, plus
+    the extras), a second sums their gradients alone. A net trained in a large supernet
+    touches a small share of it: the default's net 55,296 of its space's 499,342 weights
+    (11%; whole tensors of the shared ops, of which it uses slices), so 0.44 MB go out per
+    iteration instead of 4.0 MB.
 
     >>> p = torch.nn.Parameter(torch.zeros(2))
     >>> total = GradSum([p], extras=1)
@@ -189,41 +194,63 @@ class GradSum:
         self.sizes = [p.numel() for p in self.params]
         self.n = sum(self.sizes)
         self.extras = extras
-        device = self.params[0].device if self.params else torch.device("cpu")
-        # (grads..., touched flag per parameter, extras), summed as a whole in one call
-        self.flat = torch.zeros(
-            self.n + len(self.params) + extras, dtype=torch.float64, device=device
-        )
+        self.device = self.params[0].device if self.params else torch.device("cpu")
+        self.sums: dict[int, torch.Tensor] = {}  # parameter index -> float64 sum of its grads
+        self.sent_elements = 0  # how many gradient elements the last all-reduce sent
+
+    @property
+    def max_elements(self) -> int:
+        """Elements of the largest message: every parameter touched, flags and extras."""
+        return self.n + len(self.params) + self.extras
 
     def add_grads_(self) -> None:
         """Adds every parameter's ``.grad`` (one task's gradient) and clears it."""
-        offset = 0
-        for k, (p, size) in enumerate(zip(self.params, self.sizes, strict=True)):
-            if p.grad is not None:
-                self.flat[offset : offset + size] += p.grad.reshape(-1)
-                self.flat[self.n + k] = 1.0
-                p.grad = None
-            offset += size
+        for k, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            grad = p.grad.detach().reshape(-1)
+            if k in self.sums:
+                self.sums[k] += grad
+            else:
+                self.sums[k] = grad.to(torch.float64, copy=True)
+            p.grad = None
 
     def all_reduce_(self, collective: Collective, extras: Sequence[float] = ()) -> list[float]:
-        """Sums over the workers (one collective call) and sets each ``.grad`` to the total.
+        """Sums over the workers (collective calls) and sets each ``.grad`` to the total.
 
         ``extras`` (as many as the constructor said) ride along, e.g. the tasks' summed loss;
         their totals are returned.
         """
         if len(extras) != self.extras:
             raise ValueError(f"expected {self.extras} extra values, got {len(extras)}")
-        tail = self.n + len(self.params)
-        self.flat[tail:] = torch.tensor(list(extras), dtype=torch.float64)
+        head = torch.zeros(len(self.params) + self.extras, dtype=torch.float64)
+        for k in self.sums:
+            head[k] = 1.0
+        head[len(self.params) :] = torch.tensor(list(extras), dtype=torch.float64)
         if collective.world > 1:
-            collective.all_reduce_sum_(self.flat)
-        touched = self.flat[self.n : tail].tolist()
-        offset = 0
-        for p, size, used in zip(self.params, self.sizes, touched, strict=True):
-            grad = self.flat[offset : offset + size].view_as(p)
-            p.grad = grad.to(p.dtype) if used > 0 else None
-            offset += size
-        return [float(x) for x in self.flat[tail:].tolist()]
+            head = head.to(collective.device)
+            collective.all_reduce_sum_(head)
+        values = head.tolist()
+        touched = [k for k in range(len(self.params)) if values[k] > 0]
+        if collective.world > 1 and touched:
+            packed = torch.cat(
+                [
+                    self.sums[k]
+                    if k in self.sums
+                    else torch.zeros(self.sizes[k], dtype=torch.float64, device=self.device)
+                    for k in touched
+                ]
+            )
+            collective.all_reduce_sum_(packed)
+            offset = 0
+            for k in touched:
+                self.sums[k] = packed[offset : offset + self.sizes[k]]
+                offset += self.sizes[k]
+        self.sent_elements = sum(self.sizes[k] for k in touched) if collective.world > 1 else 0
+        for k, p in enumerate(self.params):
+            p.grad = self.sums[k].view_as(p).to(p.dtype) if k in touched else None
+        self.sums = {}
+        return [float(x) for x in values[len(self.params) :]]
 
 
 def same_everywhere(collective: Collective, values: Sequence[float]) -> bool:

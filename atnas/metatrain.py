@@ -293,8 +293,9 @@ class MetaTrainer:
         """One meta-iteration over a batch of tasks; returns mean query (loss, accuracy).
 
         Every worker picks every slot's encode; each samples and trains its own slots' tasks
-        (scaled by 1 / meta_batch), and one all-reduce sums the gradients and the losses
-        (exactly: see :class:`atnas.collective.GradSum`).
+        (scaled by 1 / meta_batch), and two all-reduces sum the losses and which parameters
+        were touched, then the touched parameters' gradients (exactly: see
+        :class:`atnas.collective.GradSum`).
         """
         cfg, st, col = self.config, self.state, self.collective
         self.optimizer.zero_grad(set_to_none=True)

@@ -376,7 +376,7 @@ def sizes() -> dict[str, Any]:
         p = get_preset(name)
         net = Supernet(p.space)
         params = list(net.parameters())
-        flat = GradSum(params, extras=2).flat
+        elements = GradSum(params, extras=2).max_elements  # every parameter touched
         cfg = dataclasses.replace(p.meta, preset=name)
         members = [Member(p.space.conv4(), 0.5)] * cfg.population
         blob = pickle.dumps(to_blob(MetaState(p.space, cfg, net, members)), protocol=5)
@@ -385,8 +385,8 @@ def sizes() -> dict[str, Any]:
         out[name] = {
             "parameters": sum(t.numel() for t in params),
             "tensors": len(params),
-            "gradsum_elements": flat.numel(),
-            "allreduce_bytes": flat.numel() * flat.element_size(),
+            "gradsum_elements": elements,
+            "allreduce_bytes": elements * 8,  # float64
             "holder_blob_bytes": len(blob),
             "state_dict_bytes": buf.getbuffer().nbytes,
             "meta_batch": cfg.meta_batch,

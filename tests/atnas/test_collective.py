@@ -107,6 +107,8 @@ def test_grad_sum_sums_tasks_and_workers_and_keeps_none_where_nothing_touched() 
             total.add_grads_()
             assert a.grad is None and b.grad is None  # cleared for the next task
         sums = total.all_reduce_(col, [float(col.rank), 1.0])
+        assert total.sent_elements == 8  # a and b (touched on some worker), not c
+        assert total.max_elements == 12 + 3 + 2
         return [a.grad, b.grad, c.grad], sums
 
     for grads, sums in _Threads(2).run(work):
