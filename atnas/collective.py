@@ -176,9 +176,8 @@ class GradSum:
     zero gradient would still move it by its momentum. Only touched parameters are summed
     and sent: a first, small all-reduce agrees on which ones (one flag per parameter, plus
     the extras), a second sums their gradients alone. A net trained in a large supernet
-    touches a small share of it: the default's net 55,296 of its space's 499,342 weights
-    (11%; whole tensors of the shared ops, of which it uses slices), so 0.44 MB go out per
-    iteration instead of 4.0 MB.
+    touches a small share of it (whole tensors of the shared ops it uses; for the default's
+    net about a ninth of the supernet, measured in docs/scaling.md).
 
     >>> p = torch.nn.Parameter(torch.zeros(2))
     >>> total = GradSum([p], extras=1)
