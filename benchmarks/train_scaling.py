@@ -160,6 +160,7 @@ def run_job(
     seen: dict[str, float] = {}
     omp: str | None = None
     cpu: list[tuple[float, dict[int, tuple[str, float]]]] = []  # (time, snapshot) in training
+    threads: list[cpu_use.Threads] = []  # the Train workers' threads, at the same two times
     while True:
         rec = jobs.get(job.id)
         now = time.time()
@@ -169,6 +170,7 @@ def run_job(
             seen.setdefault("training", now)
             if len(cpu) == 0 or (len(cpu) == 1 and now - cpu[0][0] >= CPU_WINDOW * args.budget):
                 cpu.append((time.time(), cpu_use.snapshot()))
+                threads.append(cpu_use.thread_snapshot())
         if omp is None and "training" in seen:
             omp = _worker_env(ctx.settings.data_dir / "work" / job.id, "OMP_NUM_THREADS")
         if rec.status.terminal:
@@ -200,6 +202,11 @@ def run_job(
         "teardown_seconds": finished - (train_start + res["elapsed_seconds"]),
         "submit_to_succeeded_seconds": finished - submitted,
         "cpu_cores_used": cpu_profile(cpu),
+        "train_threads": (
+            cpu_use.thread_shares(threads[0], threads[1], cpu[1][0] - cpu[0][0])
+            if len(cpu) == 2
+            else None
+        ),
         "state": str(state_path),
     }
 
@@ -265,6 +272,8 @@ def run_service(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
                 )
                 if out.get("cpu_cores_used"):
                     print(f"    cores used while training: {out['cpu_cores_used']}", flush=True)
+                for w in out.get("train_threads") or []:
+                    print(f"    a Train worker's training thread, share of wall: {w}", flush=True)
     finally:
         service.stop(timeout=2.0)
         service.ctx.shutdown()

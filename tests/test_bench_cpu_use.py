@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,34 @@ def test_a_busy_process_is_counted_and_an_idle_one_is_not() -> None:
     assert after[child.pid][0] == "other"
     assert use["other"] >= 0.5  # the child's busy loop, born between the snapshots
     assert all(v >= 0 for v in use.values())
+
+
+def test_a_processes_busiest_thread_is_split_into_cpu_wait_and_blocked() -> None:
+    # The main thread spins for 0.6 s of CPU, a second thread sleeps; then both wait on stdin.
+    code = (
+        "import threading, time\n"
+        "threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
+        "t = time.process_time()\nwhile time.process_time() - t < 0.6: pass\ninput()\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE)
+    try:
+        before = cpu_use.thread_snapshot(group=None, pids=[child.pid])
+        t0 = time.monotonic()
+        for _ in range(400):
+            after = cpu_use.thread_snapshot(group=None, pids=[child.pid])
+            if after.get((child.pid, child.pid), (0.0, 0.0))[0] >= 0.6:
+                break
+            time.sleep(0.02)
+        wall = time.monotonic() - t0
+        time.sleep(0.2)  # blocked on stdin meanwhile
+        wall += 0.2
+        later = cpu_use.thread_snapshot(group=None, pids=[child.pid])
+    finally:
+        child.communicate(b"\n", timeout=30)
+    assert len(after) >= 2  # the main thread and the sleeper
+    (shares,) = cpu_use.thread_shares(before, later, wall)
+    assert shares["pid"] == child.pid
+    assert shares["on_cpu"] * wall >= 0.4  # most of the spin fell between the snapshots
+    assert shares["other_threads_cpu"] < 0.1  # the sleeper used next to nothing
+    assert shares["on_cpu"] + shares["waiting_for_cpu"] + shares["blocked"] >= 0.98
+    assert shares["blocked"] > 0.0  # the 0.2 s on stdin at least
