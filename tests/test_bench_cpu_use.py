@@ -46,7 +46,7 @@ def test_a_busy_process_is_counted_and_an_idle_one_is_not() -> None:
     assert all(v >= 0 for v in use.values())
 
 
-def test_a_processes_busiest_thread_is_split_into_cpu_wait_and_blocked() -> None:
+def test_the_busiest_thread_of_a_process_is_split_into_cpu_wait_and_blocked() -> None:
     # The main thread spins for 0.6 s of CPU, a second thread sleeps; then both wait on stdin.
     code = (
         "import threading, time\n"
@@ -59,7 +59,7 @@ def test_a_processes_busiest_thread_is_split_into_cpu_wait_and_blocked() -> None
         t0 = time.monotonic()
         for _ in range(400):
             after = cpu_use.thread_snapshot(group=None, pids=[child.pid])
-            if after.get((child.pid, child.pid), (0.0, 0.0))[0] >= 0.6:
+            if after.get((child.pid, child.pid), (0.0, 0.0))[0] >= 0.55:
                 break
             time.sleep(0.02)
         wall = time.monotonic() - t0
