@@ -15,7 +15,7 @@ call waiting for the other workers, or in I/O).
 >>> use = cpu_seconds(a, b)
 >>> all(v >= 0 for v in use.values())
 True
->>> me = thread_snapshot(group=None, pids=[os.getpid()])
+>>> me = thread_snapshot([os.getpid()])
 >>> sorted(thread_shares(me, me, 1.0)[0])
 ['blocked', 'on_cpu', 'other_threads_cpu', 'pid', 'waiting_for_cpu']
 """
@@ -72,6 +72,11 @@ def snapshot() -> dict[int, tuple[str, float]]:
     return out
 
 
+def pids_in(snap: dict[int, tuple[str, float]], group: str) -> list[int]:
+    """The processes of ``snap`` that belong to ``group``."""
+    return [pid for pid, (g, _) in snap.items() if g == group]
+
+
 def cpu_seconds(
     before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
 ) -> dict[str, float]:
@@ -87,12 +92,8 @@ def cpu_seconds(
 Threads = dict[tuple[int, int], tuple[float, float]]
 
 
-def thread_snapshot(
-    group: str | None = "ray train worker", pids: list[int] | None = None
-) -> Threads:
-    """Every thread of the live processes in ``group`` (or of ``pids``): CPU and wait seconds."""
-    if pids is None:
-        pids = [pid for pid, (g, _) in snapshot().items() if g == group]
+def thread_snapshot(pids: list[int]) -> Threads:
+    """Every thread of the live processes ``pids``: CPU and wait seconds."""
     out: Threads = {}
     for pid in pids:
         try:

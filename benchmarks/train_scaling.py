@@ -159,8 +159,8 @@ def run_job(
     submitted = time.time()
     seen: dict[str, float] = {}
     omp: str | None = None
-    cpu: list[tuple[float, dict[int, tuple[str, float]]]] = []  # (time, snapshot) in training
-    threads: list[cpu_use.Threads] = []  # the Train workers' threads, at the same two times
+    # (time, processes, the Train workers' threads): two snapshots in training
+    cpu: list[tuple[float, dict[int, tuple[str, float]], cpu_use.Threads]] = []
     while True:
         rec = jobs.get(job.id)
         now = time.time()
@@ -169,8 +169,9 @@ def run_job(
         if rec.progress is not None and rec.progress.phase == "meta_train":
             seen.setdefault("training", now)
             if len(cpu) == 0 or (len(cpu) == 1 and now - cpu[0][0] >= CPU_WINDOW * args.budget):
-                cpu.append((time.time(), cpu_use.snapshot()))
-                threads.append(cpu_use.thread_snapshot())
+                at, snap = time.time(), cpu_use.snapshot()
+                train = cpu_use.thread_snapshot(cpu_use.pids_in(snap, "ray train worker"))
+                cpu.append((at, snap, train))
         if omp is None and "training" in seen:
             omp = _worker_env(ctx.settings.data_dir / "work" / job.id, "OMP_NUM_THREADS")
         if rec.status.terminal:
@@ -202,21 +203,29 @@ def run_job(
         "teardown_seconds": finished - (train_start + res["elapsed_seconds"]),
         "submit_to_succeeded_seconds": finished - submitted,
         "cpu_cores_used": cpu_profile(cpu),
-        "train_threads": (
-            cpu_use.thread_shares(threads[0], threads[1], cpu[1][0] - cpu[0][0])
-            if len(cpu) == 2
-            else None
-        ),
+        "train_threads": thread_profile(cpu),
         "state": str(state_path),
     }
 
 
-def cpu_profile(cpu: list[tuple[float, dict[int, tuple[str, float]]]]) -> dict[str, float] | None:
+def cpu_profile(
+    cpu: list[tuple[float, dict[int, tuple[str, float]], cpu_use.Threads]],
+) -> dict[str, float] | None:
     """Cores each group of processes kept busy while the job trained (CPU s per wall s)."""
     if len(cpu) < 2:
         return None
-    (t0, a), (t1, b) = cpu
+    (t0, a, _), (t1, b, _) = cpu
     return {k: round(v / (t1 - t0), 3) for k, v in cpu_use.cpu_seconds(a, b).items()}
+
+
+def thread_profile(
+    cpu: list[tuple[float, dict[int, tuple[str, float]], cpu_use.Threads]],
+) -> list[dict[str, float]] | None:
+    """Each Train worker's training thread over the same window: on a CPU, waiting, blocked."""
+    if len(cpu) < 2:
+        return None
+    (t0, _, a), (t1, _, b) = cpu
+    return cpu_use.thread_shares(a, b, t1 - t0)
 
 
 def _worker_env(work: Path, name: str) -> str | None:

@@ -42,6 +42,8 @@ def test_a_busy_process_is_counted_and_an_idle_one_is_not() -> None:
     finally:
         child.communicate(b"\n", timeout=30)
     assert after[child.pid][0] == "other"
+    assert child.pid in cpu_use.pids_in(after, "other")
+    assert child.pid not in cpu_use.pids_in(after, "ray train worker")
     assert use["other"] >= 0.5  # the child's busy loop, born between the snapshots
     assert all(v >= 0 for v in use.values())
 
@@ -55,17 +57,17 @@ def test_the_busiest_thread_of_a_process_is_split_into_cpu_wait_and_blocked() ->
     )
     child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE)
     try:
-        before = cpu_use.thread_snapshot(group=None, pids=[child.pid])
+        before = cpu_use.thread_snapshot([child.pid])
         t0 = time.monotonic()
         for _ in range(400):
-            after = cpu_use.thread_snapshot(group=None, pids=[child.pid])
+            after = cpu_use.thread_snapshot([child.pid])
             if after.get((child.pid, child.pid), (0.0, 0.0))[0] >= 0.55:
                 break
             time.sleep(0.02)
         wall = time.monotonic() - t0
         time.sleep(0.2)  # blocked on stdin meanwhile
         wall += 0.2
-        later = cpu_use.thread_snapshot(group=None, pids=[child.pid])
+        later = cpu_use.thread_snapshot([child.pid])
     finally:
         child.communicate(b"\n", timeout=30)
     assert len(after) >= 2  # the main thread and the sleeper
