@@ -130,14 +130,16 @@ def train(args: argparse.Namespace) -> None:
         over["fixed_encode"] = conv4(over.pop("conv4"))
     preset = "search64"
     ops: tuple[str, ...] = ("conv3x3",)
+    num_layers = PRESETS["search64"].space.num_layers
     if "fixed" in over:  # a fixed chain of layers: widths (conv3x3) or "op:width"
         layers = fixed_layers(over.pop("fixed"))
         over["fixed_encode"] = Encode(layers)
         widths = {c.width for c in layers}
         ops += tuple(sorted({c.op for c in layers} - set(ops)))
+        num_layers = len(layers)  # a deeper or shallower chain than the preset's
         over.setdefault("widths", sorted(widths | set(DEFAULT_WIDTHS)))
     if "widths" in over:
-        space = SearchSpace(ops=ops, widths=tuple(over.pop("widths")))
+        space = SearchSpace(num_layers=num_layers, ops=ops, widths=tuple(over.pop("widths")))
         PRESETS["screen"] = dataclasses.replace(PRESETS["search64"], space=space)
         preset = "screen"
     held_out = META_VAL + PROBE if args.probe else META_VAL
