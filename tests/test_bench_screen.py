@@ -82,6 +82,17 @@ def test_a_fixed_chain_can_name_its_ops(tmp_path: Path) -> None:
         assert "is not a width or" in bad.stderr
 
 
+def test_a_fixed_chain_may_be_deeper_or_shallower_than_the_preset(tmp_path: Path) -> None:
+    for name, chain, layers in [
+        ("deep", '[8, "sepconv3x3:16", 16, 16, "sepconv3x3:32"]', 5),
+        ("flat", "[8, 16]", 2),
+    ]:
+        done = _train(tmp_path, name, "2", f'{{"fixed": {chain}}}')
+        assert done.returncode == 0, done.stderr[-2000:]
+        state, _ = MetaState.load(tmp_path / "out" / f"{name}.pt")
+        assert len(state.best_encode().layers) == state.space.num_layers == layers
+
+
 def test_diff_averages_replicate_runs_joined_with_plus(tmp_path: Path) -> None:
     acc = {"a1": [1.0, 0.5, 0.8, 0.6], "a2": [0.8, 0.5, 0.6, 0.6], "b": [0.5, 0.5, 0.5, 0.5]}
     report = {"settings": {"5w1s": {"task_seed": [3, 3, 4, 4], "acc": acc}}}
